@@ -1,0 +1,1 @@
+"""tulpar domain code: importable and testable without Celery."""

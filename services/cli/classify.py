@@ -1,0 +1,7 @@
+"""`tulpar classify` (placeholder: being written)."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("classify", help="(not yet implemented)")
+    p.set_defaults(handler=lambda args: (print("tulpar classify: not implemented yet"), 2)[1])

@@ -1,0 +1,46 @@
+"""Settings from the environment; every field is documented in the README table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TULPAR_", extra="ignore")
+
+    # DATABASE_URL and REDIS_URL are the conventional unprefixed names.
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+    redis_url: str = Field("", validation_alias="REDIS_URL")
+
+    var_dir: Path = ROOT / "var"
+    templates_dir: Path = ROOT / "templates"
+    config: Path = ROOT / "config" / "demo.yaml"
+
+    # Polling
+    http_timeout: float = 10.0
+    max_feed_bytes: int = 5 * 1024 * 1024
+    user_agent: str = "tulpar/0.1 (+https://example.invalid/tulpar)"
+    poll_interval: float = 60.0
+
+    # Delivery
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    mail_from: str = "tulpar@localhost"
+    webhook_secret: SecretStr = SecretStr("")
+    # User-supplied URLs may point anywhere; loopback/private targets are refused
+    # unless this is on (the demo and the tests turn it on for their loopback sinks).
+    allow_private_targets: bool = False
+    max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'tulpar.db'}"
+
