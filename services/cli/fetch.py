@@ -1,7 +1,52 @@
-"""`tulpar fetch` (placeholder: being written)."""
+"""`tulpar fetch URL [URL...]`: print each feed's normalised articles as JSON lines.
+
+stdout: one JSON object per article, keys exactly source, id, title, summary,
+link, published (ISO 8601 with offset, or null), always UTF-8.
+stderr: one `URL: what went wrong` line per failed source. Exit 1 if any failed.
+Release checks read this output, so it is a contract: change it deliberately.
+"""
 from __future__ import annotations
+
+import json
+import sys
+
+from services.article import Article
+from services.settings import Settings
+from services.sources.feed import poll
+from services.sources.http import SourceError
+
+KEYS = ("source", "id", "title", "summary", "link", "published")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("fetch", help="(not yet implemented)")
-    p.set_defaults(handler=lambda args: (print("tulpar fetch: not implemented yet"), 2)[1])
+    p = sub.add_parser("fetch", help="fetch feeds and print their articles as JSON lines")
+    p.add_argument("urls", nargs="+", metavar="URL", help="http(s) or file:// URL, or a local path")
+    p.set_defaults(handler=run)
+
+
+def article_line(article: Article, source: str) -> str:
+    data = article.to_json()
+    data["source"] = source
+    return json.dumps({key: data[key] for key in KEYS}, ensure_ascii=False)
+
+
+def run(args) -> int:
+    settings = Settings()
+    failed = False
+    for url in args.urls:
+        try:
+            articles, _ = poll(url, url, None, settings)
+        except SourceError as exc:
+            failed = True
+            _write(sys.stderr, str(exc))
+            continue
+        _write(sys.stdout, "\n".join(article_line(a, url) for a in articles) if articles else None)
+    return 1 if failed else 0
+
+
+def _write(stream, text: str | None) -> None:
+    # Bytes straight to the buffer: a C or ASCII locale must not turn Cyrillic
+    # titles into UnicodeEncodeError.
+    if text is not None:
+        stream.buffer.write(text.encode("utf-8", "backslashreplace") + b"\n")
+    stream.flush()

@@ -1,0 +1,175 @@
+"""RSS and Atom feeds: feedparser entries normalised to `Article`s.
+
+`parse` never raises anything but `SourceError`, whatever bytes it is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import urllib.parse
+from datetime import datetime, timezone
+
+import feedparser
+from feedparser.exceptions import ThingsNobodyCaresAboutButMe
+
+from services.article import Article
+from services.settings import Settings
+from services.sources.http import FetchState, SourceError, fetch
+from services.sources.text import clean_text, html_to_text
+
+log = logging.getLogger(__name__)
+
+LINK_SCHEMES = ("http", "https")
+_LANG = re.compile(r"[A-Za-z]{2,3}")
+_EXPAT_PLACE = re.compile(r"^<unknown>:(\d+):(\d+): ")
+
+
+def poll(url: str, source_name: str, state: FetchState | None = None,
+         settings: Settings | None = None) -> tuple[list[Article], FetchState]:
+    """Fetch `url` and parse it; an unchanged feed (304) gives no articles."""
+    result = fetch(url, state, settings)
+    if result.not_modified or result.body is None:
+        return [], result.state
+    return parse(result.body, source_name, result.content_type, base_url=result.url or url), result.state
+
+
+def parse(body: bytes, source: str, content_type: str | None = None,
+          base_url: str | None = None) -> list[Article]:
+    """Articles in a feed document. `base_url` (default: `source`) resolves relative links."""
+    if not body or not body.strip():
+        raise SourceError(source, "empty response, not a feed")
+    headers = {"content-type": content_type} if content_type else {}
+    try:
+        # A BytesIO, never the bytes themselves: feedparser treats a bytes
+        # argument that happens to name a file as a path and reads that file.
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+        _check_is_feed(parsed, source)
+        return _articles(parsed, source, base_url or source)
+    except SourceError:
+        raise
+    except Exception as exc:  # feedparser and odd documents: the contract is SourceError only
+        log.exception("feed %s could not be read", source)
+        raise SourceError(source, f"could not read feed: {type(exc).__name__}: {exc}") from None
+
+
+def _check_is_feed(parsed, source: str) -> None:
+    problem = parsed.get("bozo_exception")
+    if parsed.entries:
+        if parsed.bozo:
+            # Tolerated: most real feeds have some flaw. INFO, not WARNING, so
+            # `tulpar fetch` keeps stderr for failed sources only.
+            log.info("feed %s is not well-formed, read anyway: %s", source, problem)
+        return
+    if not parsed.get("version"):
+        detail = f" ({_describe(problem)})" if problem else ""
+        raise SourceError(source, f"not an RSS or Atom feed{detail}")
+    if parsed.bozo and not isinstance(problem, ThingsNobodyCaresAboutButMe):
+        # An ill-formed feed with no entries may be one cut short: say so
+        # rather than report an empty feed.
+        raise SourceError(source, f"broken feed with no entries ({_describe(problem)})")
+
+
+def _describe(problem: BaseException | None) -> str:
+    text = clean_text(str(problem or "")) or type(problem).__name__
+    # expat says "<unknown>:12:4: mismatched tag"; the URL is already in front.
+    return _EXPAT_PLACE.sub(r"line \1, column \2: ", text)[:200]
+
+
+def _articles(parsed, source: str, base_url: str) -> list[Article]:
+    feed_lang = _language(parsed.feed.get("language"))
+    articles = []
+    for entry in parsed.entries:
+        article = _article(entry, source, base_url, feed_lang)
+        if article is None:
+            log.debug("feed %s: skipped an entry with no id, link, title or text", source)
+        else:
+            articles.append(article)
+    return articles
+
+
+def _article(entry, source: str, base_url: str, feed_lang: str | None) -> Article | None:
+    title = _text(entry.get("title_detail")) or clean_text(entry.get("title") or "")
+    summary = _text(entry.get("summary_detail"))
+    if not summary and entry.get("content"):
+        summary = _text(entry.content[0])
+    link = _absolute_link(entry, base_url)
+    entry_id = _entry_id(entry, link, title, summary)
+    if not entry_id:
+        return None
+    return Article(
+        source=source, id=entry_id, title=title, summary=summary, link=link,
+        published=_published(entry), lang=_entry_language(entry) or feed_lang,
+    )
+
+
+def _text(detail) -> str:
+    """Plain text of a feedparser text construct (title, summary, content)."""
+    if not detail:
+        return ""
+    value = detail.get("value") or ""
+    if "html" in (detail.get("type") or ""):
+        return html_to_text(value)
+    return clean_text(value)
+
+
+def _entry_id(entry, link: str, title: str, summary: str) -> str:
+    raw = clean_text(entry.get("id") or "")
+    if raw:
+        return raw
+    if link:
+        return link
+    # No guid and no link: the title names the story; text-only items
+    # (RSS allows an item with just a description) fall back to the text.
+    basis = title or summary
+    return "sha1:" + hashlib.sha1(basis.encode("utf-8")).hexdigest() if basis else ""
+
+
+def _absolute_link(entry, base_url: str) -> str:
+    candidates = [entry.get("link")]
+    candidates += [link.get("href") for link in entry.get("links") or []]
+    for candidate in candidates:
+        candidate = clean_text(candidate or "")
+        if not candidate:
+            continue
+        try:
+            absolute = urllib.parse.urljoin(base_url, candidate)
+        except ValueError:  # e.g. a malformed IPv6 host
+            continue
+        # Links end up in emails and webhooks: only web links, never javascript:.
+        if urllib.parse.urlsplit(absolute).scheme.lower() in LINK_SCHEMES:
+            return absolute
+    return ""
+
+
+def _published(entry) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed"):
+        parsed = entry.get(key)
+        if not parsed:
+            continue
+        # feedparser has already converted to UTC; struct_time may say second
+        # 60 (leap second), which datetime refuses.
+        try:
+            return datetime(*parsed[:5], min(parsed[5], 59), tzinfo=timezone.utc)
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return None
+
+
+def _entry_language(entry) -> str | None:
+    for value in (entry.get("language"),
+                  (entry.get("summary_detail") or {}).get("language"),
+                  (entry.get("title_detail") or {}).get("language")):
+        lang = _language(value)
+        if lang:
+            return lang
+    return None
+
+
+def _language(value) -> str | None:
+    """Primary subtag, lowercased: "ru-RU" -> "ru"; None if it is no language code."""
+    if not isinstance(value, str):
+        return None
+    primary = re.split(r"[-_]", value.strip(), maxsplit=1)[0]
+    return primary.lower() if _LANG.fullmatch(primary) else None
