@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     allow_private_targets: bool = False
     max_attempts: int = 8
     retry_base_seconds: float = 2.0
+    # The sweeper puts due deliveries (retries, or ones a crash kept off the
+    # queue) back on the queue; one enqueued this long ago without an outcome
+    # is assumed lost (e.g. with a Redis restart) and enqueued again.
+    sweep_interval: float = 5.0
+    requeue_after: float = 120.0
 
     @property
     def db_url(self) -> str:

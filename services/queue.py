@@ -1,0 +1,21 @@
+"""Put delivery ids on the Celery queue without importing the workers package
+(services/ must run without it): tasks are addressed by name."""
+from __future__ import annotations
+
+from celery import Celery
+
+DELIVER_TASK = "tulpar.deliver"
+
+
+class Queue:
+    def __init__(self, broker_url: str):
+        self.app = Celery("tulpar-client", broker=broker_url, set_as_current=False)
+        self.app.conf.broker_connection_retry_on_startup = True
+
+    def deliver(self, ids: list[int]) -> None:
+        for delivery_id in ids:
+            # Only the id crosses the queue; the payload waits in the database.
+            self.app.send_task(DELIVER_TASK, args=[int(delivery_id)])
+
+    def close(self) -> None:
+        self.app.close()
