@@ -38,7 +38,8 @@ def run(args) -> int:
             articles, _ = poll(url, url, None, settings)
         except SourceError as exc:
             failed = True
-            _write(sys.stderr, str(exc))
+            # One line per failure, even if the URL or message holds a newline.
+            _write(sys.stderr, " ".join(str(exc).splitlines()))
             continue
         _write(sys.stdout, "\n".join(article_line(a, url) for a in articles) if articles else None)
     return 1 if failed else 0

@@ -65,13 +65,18 @@ def fetch(url: str, state: FetchState | None = None, settings: Settings | None =
     """GET `url` (http, https, file:// or a local path) within the settings' limits."""
     state = state or FetchState()
     settings = settings or Settings()
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise SourceError(url, f"invalid URL: {exc}") from None
+    scheme = parts.scheme.lower()
     # One letter is a Windows drive ("C:\feeds\a.xml"), not a scheme.
     if scheme == "file" or len(scheme) <= 1:
         return _read_file(url, state, settings)
     if scheme not in ("http", "https"):
         raise SourceError(url, f"unsupported URL scheme {scheme!r} (use http, https or file)")
-    if not urllib.parse.urlsplit(url).netloc.rsplit("@", 1)[-1].split(":", 1)[0].strip("[]"):
+    if not host:
         raise SourceError(url, "URL has no host name")
     try:
         return _get(url, state, settings)
@@ -147,6 +152,8 @@ def _read_file(url: str, state: FetchState, settings: Settings) -> FetchResult:
             body = f.read(settings.max_feed_bytes + 1)
     except OSError as exc:
         raise SourceError(url, _os_failure(exc)) from None
+    except ValueError:  # a NUL byte in the path
+        raise SourceError(url, "invalid file path") from None
     if len(body) > settings.max_feed_bytes:
         raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")
     return FetchResult(200, body, new_state, False, path.resolve().as_uri())

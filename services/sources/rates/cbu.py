@@ -12,6 +12,7 @@ currency) yields no quotes.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from services.fx.quote import Quote
 from services.sources.rates.common import (
@@ -30,14 +31,14 @@ QUOTE = "UZS"
 def _text(value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         return repr(value)
     return str(value)
 
 
 def parse(body: bytes) -> list[Quote]:
     try:
-        doc = json.loads(body.decode("utf-8-sig"))
+        doc = json.loads(body.decode("utf-8-sig"), parse_float=Decimal)
     except UnicodeDecodeError as exc:
         raise RateFormatError(f"{NAME}: not UTF-8 ({exc})") from None
     except json.JSONDecodeError as exc:

@@ -218,6 +218,7 @@ class Item:
     where: str
     day: date
     build: Build
+    at: datetime | None = None  # when the publisher gives a time; else midnight UTC of `day`
 
 
 def to_quotes(items: list[Item], source: str) -> list[Quote]:
@@ -248,7 +249,8 @@ def to_quotes(items: list[Item], source: str) -> list[Quote]:
                 )
             continue
         seen[pair] = (item.where, rate)
-        quotes.append(Quote(pair=pair, rate=rate, at=midnight_utc(item.day), source=source))
+        at = item.at if item.at is not None else midnight_utc(item.day)
+        quotes.append(Quote(pair=pair, rate=rate, at=at, source=source))
     return quotes
 
 
