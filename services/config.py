@@ -16,6 +16,7 @@ import yaml
 
 from services import channels
 from services.durations import parse_duration
+from services.settings import Settings
 
 SOURCE_KINDS_FEED = {"feed"}
 
@@ -119,16 +120,16 @@ def _where(path: tuple) -> str:
     return out
 
 
-def load(path: str | Path) -> Config:
+def load(path: str | Path, settings: Settings | None = None) -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
-    return parse(text, str(path))
+    return parse(text, str(path), settings)
 
 
-def parse(text: str, file: str = "<config>") -> Config:
+def parse(text: str, file: str = "<config>", settings: Settings | None = None) -> Config:
     doc = _Doc(file, text)
     data = doc.data
     if not isinstance(data, dict):
@@ -139,7 +140,10 @@ def parse(text: str, file: str = "<config>") -> Config:
         raise doc.error(("allow_private_targets",), "must be true or false")
     sources = tuple(_source(doc, i, s) for i, s in enumerate(_list(doc, ("sources",), data.get("sources", []))))
     _unique(doc, "sources", [s.name for s in sources])
-    subs = tuple(_subscription(doc, i, s, allow_private)
+    settings = settings or Settings()
+    if allow_private:
+        settings = settings.model_copy(update={"allow_private_targets": True})
+    subs = tuple(_subscription(doc, i, s, settings)
                  for i, s in enumerate(_list(doc, ("subscriptions",), data.get("subscriptions", []))))
     _unique(doc, "subscriptions", [s.name for s in subs])
     return Config(file, sources, subs, allow_private)
@@ -168,7 +172,7 @@ def _source(doc: _Doc, i: int, raw: Any) -> Source:
     return Source(name, kind, url, interval, options)
 
 
-def _subscription(doc: _Doc, i: int, raw: Any, allow_private: bool) -> Subscription:
+def _subscription(doc: _Doc, i: int, raw: Any, settings: Settings) -> Subscription:
     path = ("subscriptions", i)
     if not isinstance(raw, dict):
         raise doc.error(path, "each subscription is a mapping with name, a rule and channels")
@@ -195,7 +199,7 @@ def _subscription(doc: _Doc, i: int, raw: Any, allow_private: bool) -> Subscript
     for j, target in enumerate(chans):
         tpath = path + ("channels", j)
         try:
-            channels.validate_target(_text(doc, tpath, target))
+            channels.validate_target(_text(doc, tpath, target), settings)
         except ValueError as exc:
             raise doc.error(tpath, str(exc)) from None
     return Subscription(name, tuple(chans), query=query, fx=fx)

@@ -36,7 +36,7 @@ def backoff(attempts: int, base: float, retry_after: float | None = None, cap: f
 def lease(settings: Settings) -> timedelta:
     # Long enough for one send (connect + write + answer) with a margin; a
     # worker killed mid-send frees the delivery when this runs out.
-    return timedelta(seconds=max(settings.http_timeout, 10.0) * 3)
+    return timedelta(seconds=settings.http_timeout * 3)
 
 
 def attempt(store: Store, delivery_id: int, settings: Settings,

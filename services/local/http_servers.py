@@ -53,7 +53,9 @@ class _WebhookHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         sink: WebhookSink = self.server.owner
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = sink.next_status()
+        status, delay = sink.next_answer()
+        if delay:
+            time.sleep(delay)
         record = {
             "received_at": time.time(),
             "path": self.path,
@@ -70,16 +72,20 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 class WebhookSink(_Server):
     """Saves each POST as JSON under `directory` (only those it answered 2xx).
 
-    `statuses` scripts the answers: [503, 503] answers 503 twice, then 200.
+    `statuses` scripts the answers: [503, 503] answers 503 twice, then 200;
+    `delays` likewise holds the first answers back for that many seconds.
     """
 
     handler_class = _WebhookHandler
 
     def __init__(self, directory: Path | None = None, port: int | None = None,
-                 host: str = "127.0.0.1", statuses: list[int] | None = None):
+                 host: str = "127.0.0.1", statuses: list[int] | None = None,
+                 delays: list[float] | None = None):
         super().__init__(port, host)
         self.directory = Path(directory) if directory else None
         self.statuses = list(statuses or [])
+        self.delays = list(delays or [])
+        self.started = 0  # requests whose body was read (answered or not yet)
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -89,9 +95,12 @@ class WebhookSink(_Server):
             self.directory.mkdir(parents=True, exist_ok=True)
         return super().start()
 
-    def next_status(self) -> int:
+    def next_answer(self) -> tuple[int, float]:
         with self._lock:
-            return self.statuses.pop(0) if self.statuses else 200
+            self.started += 1
+            status = self.statuses.pop(0) if self.statuses else 200
+            delay = self.delays.pop(0) if self.delays else 0.0
+            return status, delay
 
     def record(self, record: dict) -> None:
         with self._lock:
