@@ -93,6 +93,8 @@ def format_rate(value: Decimal) -> str:
 
 def parse_code(text: str | None, what: str) -> str:
     code = (text or "").strip().upper()
+    if not code:
+        raise RateFormatError(f"{what} is missing")
     if not _CODE_RE.match(code):
         raise RateFormatError(f"{what} {text!r} is not a three-letter currency code")
     return code
@@ -161,7 +163,7 @@ def parse_xml(body: bytes, source: str) -> Element:
         raise RateFormatError(f"{source}: forbidden XML construct ({exc})") from None
     except ParseError as first:
         match = _DECL_RE.match(body)
-        if match and match.group(2).lower().replace("_", "-") not in ("utf-8", "utf8"):
+        if match and match.group(2).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError:
