@@ -159,7 +159,9 @@ class _UserSandbox(SandboxedEnvironment):
 
     def call_binop(self, context, operator_name, left, right):
         if operator_name == "**":
-            if not isinstance(right, (int, float)) or abs(right) > 64:
+            # Bound the result's size, not just the exponent: (10**64)**64 chains.
+            bits = abs(left).bit_length() if isinstance(left, int) else 1
+            if not isinstance(right, (int, float)) or bits * abs(right) > 4096:
                 raise SecurityError("exponent too large")
             return operator.pow(left, right)
         sizes = [len(v) for v in (left, right) if isinstance(v, (str, list, tuple))]
