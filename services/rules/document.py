@@ -1,0 +1,72 @@
+"""An article prepared for matching: tokenised once, shared by every rule."""
+from __future__ import annotations
+
+from typing import Any
+
+from services.rules.parser import primary_language
+from services.rules.text import FieldText, is_mostly_cyrillic
+
+
+class Document:
+    """Title and summary tokenised (see `services.rules.text`), plus the
+    source and language that `source:` and `lang:` compare with.
+
+    `lang` is the primary language subtag, casefolded (`ru-RU` -> `ru`). When
+    the article has none, it is inferred: `ru` if more than half of the
+    letters in title and summary are Cyrillic, else `en`. A Kazakh or Kyrgyz
+    text in Cyrillic is therefore `ru` unless its feed says otherwise.
+    """
+
+    __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "memo")
+
+    def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
+        self.title = title or ""
+        self.summary = summary or ""
+        self.source = (source or "").strip().casefold()
+        if lang and lang.strip():
+            self.lang = primary_language(lang)
+        else:
+            self.lang = "ru" if is_mostly_cyrillic(self.title + " " + self.summary) else "en"
+        self.fields = {"title": FieldText(self.title), "summary": FieldText(self.summary)}
+        self._stem_set: set[str] | None = None
+        self._word_set: set[str] | None = None
+        self._bigrams: set[str] | None = None
+        # Results shared across rules while matching (a preset used by many
+        # rules is evaluated once per document).
+        self.memo: dict = {}
+
+    @classmethod
+    def from_article(cls, article: Any) -> "Document":
+        """From an `Article`, a dict, or anything with those attributes."""
+        if isinstance(article, Document):
+            return article
+        if isinstance(article, dict):
+            get = article.get
+        else:
+            def get(name, default=None):
+                return getattr(article, name, default)
+        return cls(get("title") or "", get("summary") or "", get("source") or "", get("lang"))
+
+    # Feature sets for the index, built on first use.
+    @property
+    def stem_set(self) -> set[str]:
+        if self._stem_set is None:
+            self._stem_set = set(self.fields["title"].stems).union(self.fields["summary"].stems)
+        return self._stem_set
+
+    @property
+    def word_set(self) -> set[str]:
+        if self._word_set is None:
+            self._word_set = set(self.fields["title"].norms).union(self.fields["summary"].norms)
+        return self._word_set
+
+    @property
+    def bigrams(self) -> set[str]:
+        """Adjacent word pairs within a field, joined by a space."""
+        if self._bigrams is None:
+            pairs: set[str] = set()
+            for field in self.fields.values():
+                norms = field.norms
+                pairs.update(a + " " + b for a, b in zip(norms, norms[1:]))
+            self._bigrams = pairs
+        return self._bigrams

@@ -1,0 +1,157 @@
+"""Preset loader: ready-made topics and countries, kept as YAML data.
+
+One file per preset, `topics/NAME.yaml` or `countries/CODE.yaml` under the
+presets directory:
+
+    name: tariffs            # referenced as topic:tariffs / country:KZ
+    description: one line
+    query: '...'             # in the query language
+    exclude: '...'           # optional
+
+The effective rule is `(query) AND NOT (exclude)`. Presets may refer to other
+presets (`country:KZ` inside a topic); a cycle is an error. Every file is
+parsed when loaded, so a broken preset fails loudly at start-up, naming its
+file, rather than at the first article.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from services.rules.errors import PresetError, RuleError
+from services.rules.nodes import And, Node, Not
+from services.rules.parser import COUNTRIES, parse
+
+DEFAULT_DIR = Path(__file__).parent / "presets"
+FOLDERS = {"topics": "topic", "countries": "country"}
+_KEYS = {"name", "description", "query", "exclude"}
+_TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    kind: str  # topic | country
+    name: str
+    description: str
+    query: str
+    exclude: str | None
+    path: Path
+    text: str  # the file as written, for `tulpar rules show`
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def effective_query(self) -> str:
+        if self.exclude:
+            return f"({self.query}) AND NOT ({self.exclude})"
+        return self.query
+
+
+class Presets:
+    """The loaded presets; `resolve(kind, name)` gives a preset's parsed
+    effective rule (what the parser needs for `topic:`/`country:`)."""
+
+    def __init__(self, presets: dict[tuple[str, str], Preset]):
+        self._presets = presets
+        self._rules: dict[tuple[str, str], Node] = {}
+        self._resolving: set[tuple[str, str]] = set()
+
+    def get(self, kind: str, name: str) -> Preset | None:
+        return self._presets.get((kind, name))
+
+    def __iter__(self):
+        return iter(sorted(self._presets.values(), key=lambda p: (p.kind, p.name)))
+
+    def __len__(self) -> int:
+        return len(self._presets)
+
+    def resolve(self, kind: str, name: str) -> Node | None:
+        key = (kind, name)
+        if key in self._rules:
+            return self._rules[key]
+        preset = self._presets.get(key)
+        if preset is None:
+            return None
+        if key in self._resolving:
+            raise PresetError(f"{preset.path}: {preset.ref} refers to itself (through other presets)")
+        self._resolving.add(key)
+        try:
+            rule = self._parse(preset, "query", preset.query)
+            if preset.exclude:
+                rule = And((rule, Not(self._parse(preset, "exclude", preset.exclude))))
+        finally:
+            self._resolving.discard(key)
+        self._rules[key] = rule
+        return rule
+
+    def _parse(self, preset: Preset, key: str, query: str) -> Node:
+        try:
+            return parse(query, self)
+        except RuleError as err:
+            raise PresetError(f"{preset.path}: {key}: {err}\n{err.display(query)}") from None
+
+
+def load_presets(directory: str | Path = DEFAULT_DIR) -> Presets:
+    """Read and check every preset under `directory` (a missing folder
+    means no presets of that kind)."""
+    directory = Path(directory)
+    found: dict[tuple[str, str], Preset] = {}
+    for folder, kind in FOLDERS.items():
+        for path in sorted((directory / folder).glob("*.yaml")):
+            preset = _read(path, kind)
+            key = (kind, preset.name)
+            if key in found:
+                raise PresetError(f"{path}: {preset.ref} is also defined in {found[key].path}")
+            found[key] = preset
+    presets = Presets(found)
+    for kind, name in found:
+        presets.resolve(kind, name)
+    return presets
+
+
+@lru_cache(maxsize=1)
+def default_presets() -> Presets:
+    return load_presets(DEFAULT_DIR)
+
+
+def _read(path: Path, kind: str) -> Preset:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise PresetError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a mapping with name, description, query")
+    unknown = set(data) - _KEYS
+    if unknown:
+        # A misspelt `exclude` would silently widen a topic: refuse it.
+        raise PresetError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    for key in ("name", "query"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise PresetError(f"{path}: '{key}' must be a non-empty string")
+    for key in ("description", "exclude"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise PresetError(f"{path}: '{key}' must be a string")
+    name = data["name"].strip()
+    if kind == "country":
+        if name.upper() not in COUNTRIES:
+            raise PresetError(f"{path}: country name must be one of {', '.join(COUNTRIES)}")
+        name = name.upper()
+    elif not _TOPIC_NAME.match(name):
+        raise PresetError(f"{path}: topic name must be lower-case letters, digits and '-'")
+    exclude = data.get("exclude")
+    return Preset(
+        kind=kind,
+        name=name,
+        description=(data.get("description") or "").strip(),
+        query=data["query"],
+        exclude=exclude if exclude and exclude.strip() else None,
+        path=path,
+        text=text,
+    )
