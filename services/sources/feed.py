@@ -126,25 +126,32 @@ def _entry_id(entry, link: str, title: str, summary: str) -> str:
 
 
 def _absolute_link(entry, base_url: str) -> str:
-    candidates = [entry.get("link")]
-    candidates += [link.get("href") for link in entry.get("links") or []]
+    guid = clean_text(entry.get("id") or "")
+    candidates = [entry.get("link")] + [link.get("href") for link in entry.get("links") or []]
     for candidate in candidates:
         candidate = clean_text(candidate or "")
         if not candidate:
             continue
         try:
+            # With no <link>, feedparser copies an RSS guid into `link` (guids
+            # are permalinks by default); but "item-42" is a name, not a path.
+            if entry.get("guidislink") and candidate == guid and not urllib.parse.urlsplit(candidate).scheme:
+                continue
             absolute = urllib.parse.urljoin(base_url, candidate)
+            scheme = urllib.parse.urlsplit(absolute).scheme.lower()
         except ValueError:  # e.g. a malformed IPv6 host
             continue
         # Links end up in emails and webhooks: only web links, never javascript:.
-        if urllib.parse.urlsplit(absolute).scheme.lower() in LINK_SCHEMES:
+        if scheme in LINK_SCHEMES:
             return absolute
     return ""
 
 
 def _published(entry) -> datetime | None:
     for key in ("published_parsed", "updated_parsed"):
-        parsed = entry.get(key)
+        # dict.get: FeedParserDict answers a missing "updated_parsed" with
+        # "published_parsed" and a DeprecationWarning.
+        parsed = dict.get(entry, key)
         if not parsed:
             continue
         # feedparser has already converted to UTC; struct_time may say second
