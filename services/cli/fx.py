@@ -21,7 +21,7 @@ import yaml
 
 from services.fx import rules as fx_rules
 from services.fx import ticker
-from services.fx.pairs import PairError, check_pair, inverse_pair
+from services.fx.pairs import PairError, check_pair, inverse_pair, report
 from services.fx.quote import Quote
 
 HEADER = ["at", "pair", "rate"]
@@ -239,7 +239,7 @@ def _line(node) -> int:
 
 
 def _number(value: Decimal) -> str:
-    return format(value, "f")
+    return format(report(value), "f")
 
 
 def _open(path: str):

@@ -1,8 +1,12 @@
 """Currency pairs: validation, inversion, cross rates and display rounding.
 
 `BASE/QUOTE` is the price of 1 BASE in QUOTE (USD/KZT = 518.2, KZT/USD = 0.00193).
-Arithmetic runs in FX_CONTEXT (28 significant digits), never in the caller's
-context, so results do not depend on whatever `decimal.getcontext()` holds.
+Arithmetic runs in FX_CONTEXT, never in the caller's context, so results do not
+depend on whatever `decimal.getcontext()` holds. It carries 50 significant
+digits although we report 28 (`report`): derived rates are rounded (1/505 does
+not terminate), and a change computed from rounded rates must still come out
+as exactly 1% when the true move is exactly 1%, or a threshold of 1.0 on an
+inverse pair would miss it.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localconte
 
 from services.fx.quote import Quote
 
-FX_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
+FX_CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN)
+REPORT_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 PIVOTS = ("USD",)  # tried first; then every other common currency, alphabetically
 _CODE = re.compile(r"[A-Z]{3}")
 
@@ -48,10 +53,16 @@ def product(a: Decimal, b: Decimal) -> Decimal:
         return a * b
 
 
+def report(value: Decimal) -> Decimal:
+    """`value` rounded to the 28 significant digits we show and compare."""
+    return REPORT_CONTEXT.plus(value)
+
+
 def change_pct(old: Decimal, new: Decimal) -> Decimal:
-    """(new - old) / old * 100, the one definition rules and ticker share."""
+    """(new - old) / old * 100, the one definition rules and ticker share,
+    rounded to 28 digits so working-precision noise cannot cross a threshold."""
     with localcontext(FX_CONTEXT):
-        return (new - old) / old * 100
+        return report((new - old) / old * 100)
 
 
 def invert(quote: Quote) -> Quote:
