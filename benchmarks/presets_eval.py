@@ -1,0 +1,145 @@
+"""Precision, recall and F1 of the bundled topic and country presets on the
+labeled set written by us (tests/data/labeled/).
+
+    .venv/bin/python benchmarks/presets_eval.py              # both splits
+    .venv/bin/python benchmarks/presets_eval.py --split tune --errors
+
+`tune.jsonl` is what presets may be tuned against; `holdout.jsonl` was written
+before any tuning and is only ever measured (see docs/presets.md). Matching
+uses the reference evaluator (`services.rules.evaluate`), which the indexed
+matcher must agree with exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from services.rules.document import Document  # noqa: E402
+from services.rules.evaluate import evaluate  # noqa: E402
+from services.rules.presets import DEFAULT_DIR, Presets, load_presets  # noqa: E402
+
+LABELED_DIR = ROOT / "tests" / "data" / "labeled"
+SPLITS = ("tune", "holdout")
+
+
+@dataclass
+class Score:
+    ref: str
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    false_pos: list[str] = field(default_factory=list)
+    false_neg: list[str] = field(default_factory=list)
+
+    @property
+    def support(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def load_items(path: Path) -> list[dict]:
+    items = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            missing = {"id", "title", "summary", "lang", "labels"} - set(item)
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing {sorted(missing)}")
+            items.append(item)
+    return items
+
+
+def predict(presets: Presets, items: list[dict]) -> dict[str, set[str]]:
+    """id -> the preset refs (`topic:fx`, `country:KZ`) that match it."""
+    rules = [(p.ref, presets.resolve(p.kind, p.name)) for p in presets]
+    out: dict[str, set[str]] = {}
+    for item in items:
+        doc = Document(item["title"], item["summary"], item.get("source", ""), item["lang"])
+        out[item["id"]] = {ref for ref, rule in rules if evaluate(rule, doc) is not None}
+    return out
+
+
+def score(presets: Presets, items: list[dict]) -> dict[str, Score]:
+    predicted = predict(presets, items)
+    scores = {p.ref: Score(p.ref) for p in presets}
+    for item in items:
+        gold, got = set(item["labels"]), predicted[item["id"]]
+        for ref, s in scores.items():
+            if ref in got and ref in gold:
+                s.tp += 1
+            elif ref in got:
+                s.fp += 1
+                s.false_pos.append(item["id"])
+            elif ref in gold:
+                s.fn += 1
+                s.false_neg.append(item["id"])
+    return scores
+
+
+def micro(scores: dict[str, Score], kind: str) -> Score:
+    total = Score(f"{kind}:* (micro)")
+    for ref, s in scores.items():
+        if ref.startswith(kind + ":"):
+            total.tp += s.tp
+            total.fp += s.fp
+            total.fn += s.fn
+    return total
+
+
+def table(split: str, items: list[dict], scores: dict[str, Score]) -> str:
+    ru = sum(1 for i in items if i["lang"] == "ru")
+    lines = [f"## {split}: {len(items)} items ({ru} ru)", "",
+             "| preset | support | TP | FP | FN | precision | recall | F1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = list(scores.values()) + [micro(scores, "topic"), micro(scores, "country")]
+    for s in rows:
+        lines.append(f"| {s.ref} | {s.support} | {s.tp} | {s.fp} | {s.fn} | "
+                     f"{s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=SPLITS, action="append", help="default: both")
+    ap.add_argument("--presets", type=Path, default=DEFAULT_DIR, help="presets directory")
+    ap.add_argument("--data", type=Path, default=LABELED_DIR, help="directory with SPLIT.jsonl")
+    ap.add_argument("--errors", action="store_true", help="list false positives and negatives")
+    args = ap.parse_args(argv)
+    presets = load_presets(args.presets)
+    for split in args.split or SPLITS:
+        items = load_items(args.data / f"{split}.jsonl")
+        scores = score(presets, items)
+        print(table(split, items, scores))
+        if args.errors:
+            by_id = {i["id"]: i for i in items}
+            for s in scores.values():
+                for kind, ids in (("FP", s.false_pos), ("FN", s.false_neg)):
+                    for i in ids:
+                        print(f"  {s.ref} {kind} {i}: {by_id[i]['title']} | {by_id[i]['summary']}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
