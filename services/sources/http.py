@@ -25,7 +25,6 @@ from services.settings import Settings
 MAX_REDIRECTS = 5
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8")
-CHUNK_BYTES = 64 * 1024
 # 408 and 429 ask the client to come back later, like a 5xx does.
 _TRANSIENT_STATUSES = {408, 425, 429}
 
@@ -120,7 +119,9 @@ def _get(url: str, state: FetchState, settings: Settings) -> FetchResult:
             if declared.isdigit() and int(declared) > settings.max_feed_bytes:
                 raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")
             body = bytearray()
-            for chunk in response.iter_bytes(CHUNK_BYTES):
+            # No chunk_size: httpx would then hold data back until a full
+            # chunk arrived, and the deadline could not be checked meanwhile.
+            for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > settings.max_feed_bytes:
                     raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")

@@ -53,7 +53,7 @@ def parse(body: bytes) -> list[Quote]:
     elems = children(root, "Valute")
     if not elems:
         return []
-    day = parse_date(root.get("Date"), f"{NAME}: <ValCurs Date>")
+    day = parse_date(root.get("Date"), f"{NAME}: <ValCurs Date>", ("%d.%m.%Y",))
     items: list[Item] = []
     for n, elem in enumerate(elems, start=1):
         ident = elem.get("ID")

@@ -41,7 +41,7 @@ def parse(body: bytes) -> list[Quote]:
     elems = children(root, "item")
     if not elems:
         return []
-    day = parse_date(child_text(root, "date"), f"{NAME}: <rates><date>")
+    day = parse_date(child_text(root, "date"), f"{NAME}: <rates><date>", ("%d.%m.%Y",))
     items: list[Item] = []
     for n, elem in enumerate(elems, start=1):
         code = parse_code(child_text(elem, "title"), f"{NAME}: item {n} <title>")

@@ -37,7 +37,7 @@ def parse(body: bytes) -> list[Quote]:
     elems = children(root, "Currency")
     if not elems:
         return []
-    day = parse_date(root.get("Date"), f"{NAME}: <CurrencyRates Date>")
+    day = parse_date(root.get("Date"), f"{NAME}: <CurrencyRates Date>", ("%d.%m.%Y",))
     items: list[Item] = []
     for n, elem in enumerate(elems, start=1):
         code = parse_code(elem.get("ISOCode"), f"{NAME}: <Currency> {n} ISOCode")
