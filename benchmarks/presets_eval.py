@@ -6,8 +6,9 @@ labeled set written by us (tests/data/labeled/).
 
 `tune.jsonl` is what presets may be tuned against; `holdout.jsonl` was written
 before any tuning and is only ever measured (see docs/presets.md). Matching
-uses the reference evaluator (`services.rules.evaluate`), which the indexed
-matcher must agree with exactly.
+uses the reference evaluator (`services.rules.evaluate`) by default;
+`--engine matcher` runs the indexed `Matcher` with one subscription per preset
+(`topic:fx`, `country:KZ`...), which must give the same figures.
 """
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.rules.document import Document  # noqa: E402
-from services.rules.evaluate import evaluate  # noqa: E402
-from services.rules.presets import DEFAULT_DIR, Presets, load_presets  # noqa: E402
+from services.rules import Document, Matcher, Presets, evaluate, load_presets  # noqa: E402
+from services.rules.presets import DEFAULT_DIR  # noqa: E402
 
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
 SPLITS = ("tune", "holdout")
@@ -70,18 +70,29 @@ def load_items(path: Path) -> list[dict]:
     return items
 
 
-def predict(presets: Presets, items: list[dict]) -> dict[str, set[str]]:
+def document(item: dict) -> Document:
+    return Document(item["title"], item["summary"], item.get("source", ""), item["lang"])
+
+
+def predict(presets: Presets, items: list[dict], engine: str = "reference") -> dict[str, set[str]]:
     """id -> the preset refs (`topic:fx`, `country:KZ`) that match it."""
-    rules = [(p.ref, presets.resolve(p.kind, p.name)) for p in presets]
     out: dict[str, set[str]] = {}
+    if engine == "matcher":
+        matcher = Matcher(presets)
+        for p in presets:
+            matcher.add(p.ref, p.ref)  # the rule `topic:fx` refers to the preset
+        for item in items:
+            out[item["id"]] = set(matcher.match(document(item)))
+        return out
+    rules = [(p.ref, presets.resolve(p.kind, p.name)) for p in presets]
     for item in items:
-        doc = Document(item["title"], item["summary"], item.get("source", ""), item["lang"])
+        doc = document(item)
         out[item["id"]] = {ref for ref, rule in rules if evaluate(rule, doc) is not None}
     return out
 
 
-def score(presets: Presets, items: list[dict]) -> dict[str, Score]:
-    predicted = predict(presets, items)
+def score(presets: Presets, items: list[dict], engine: str = "reference") -> dict[str, Score]:
+    predicted = predict(presets, items, engine)
     scores = {p.ref: Score(p.ref) for p in presets}
     for item in items:
         gold, got = set(item["labels"]), predicted[item["id"]]
@@ -124,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=SPLITS, action="append", help="default: both")
     ap.add_argument("--presets", type=Path, default=DEFAULT_DIR, help="presets directory")
     ap.add_argument("--data", type=Path, default=LABELED_DIR, help="directory with SPLIT.jsonl")
+    ap.add_argument("--engine", choices=("reference", "matcher"), default="reference")
     ap.add_argument("--errors", action="store_true", help="list false positives and negatives")
     args = ap.parse_args(argv)
     presets = load_presets(args.presets)
     for split in args.split or SPLITS:
         items = load_items(args.data / f"{split}.jsonl")
-        scores = score(presets, items)
+        scores = score(presets, items, args.engine)
         print(table(split, items, scores))
         if args.errors:
             by_id = {i["id"]: i for i in items}
