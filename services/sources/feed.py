@@ -12,6 +12,7 @@ import urllib.parse
 from datetime import datetime, timezone
 
 import feedparser
+from feedparser.exceptions import ThingsNobodyCaresAboutButMe
 
 from services.article import Article
 from services.settings import Settings
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 LINK_SCHEMES = ("http", "https")
 _LANG = re.compile(r"[A-Za-z]{2,3}")
-_EXPAT_PLACE = re.compile(r"^<unknown>:(\d+):(\d+): ")
+_HTML_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+_EXPAT_PLACE = re.compile(r"^<unknown>:\d+:\d+: ")
 
 
 def poll(url: str, source_name: str, state: FetchState | None = None,
@@ -44,7 +46,7 @@ def parse(body: bytes, source: str, content_type: str | None = None,
         # A BytesIO, never the bytes themselves: feedparser treats a bytes
         # argument that happens to name a file as a path and reads that file.
         parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
-        _check_is_feed(parsed, source)
+        _check_is_feed(parsed, body, source)
         return _articles(parsed, source, base_url or source)
     except SourceError:
         raise
@@ -53,7 +55,7 @@ def parse(body: bytes, source: str, content_type: str | None = None,
         raise SourceError(source, f"could not read feed: {type(exc).__name__}: {exc}") from None
 
 
-def _check_is_feed(parsed, source: str) -> None:
+def _check_is_feed(parsed, body: bytes, source: str) -> None:
     problem = parsed.get("bozo_exception")
     if parsed.entries:
         if parsed.bozo:
@@ -62,18 +64,28 @@ def _check_is_feed(parsed, source: str) -> None:
             log.info("feed %s is not well-formed, read anyway: %s", source, problem)
         return
     if not parsed.get("version"):
-        detail = f" ({_describe(problem)})" if problem else ""
-        raise SourceError(source, f"not an RSS or Atom feed{detail}")
+        raise SourceError(source, "not an RSS or Atom feed" + _why_not_a_feed(body, problem))
     if parsed.bozo:
         # A recognised feed with no entries is an empty feed, flawed or not:
         # failing it would raise an alarm each night a feed empties out.
         log.info("feed %s has no entries and is not well-formed: %s", source, problem)
 
 
-def _describe(problem: BaseException | None) -> str:
-    text = clean_text(str(problem or "")) or type(problem).__name__
-    # expat says "<unknown>:12:4: mismatched tag"; the URL is already in front.
-    return _EXPAT_PLACE.sub(r"line \1, column \2: ", text)[:200]
+def _why_not_a_feed(body: bytes, problem: BaseException | None) -> str:
+    if _HTML_START.match(body[:512]):
+        return " (got an HTML page)"
+    # Complaints about the media type or encoding say nothing about why the
+    # document is no feed; an XML syntax error does.
+    if problem is None or isinstance(problem, ThingsNobodyCaresAboutButMe):
+        return ""
+    return f" ({_describe(problem)})"
+
+
+def _describe(problem: BaseException) -> str:
+    text = clean_text(str(problem)) or type(problem).__name__
+    # expat says "<unknown>:2:0: unclosed token"; its line numbers count a
+    # prolog feedparser may have added, so they would mislead.
+    return "XML error: " + _EXPAT_PLACE.sub("", text)[:200]
 
 
 def _articles(parsed, source: str, base_url: str) -> list[Article]:
