@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 # Text inside these never reads as prose; feedparser's sanitizer removes most
 # of them already, but it can be switched off and `style` survives it.
-_INVISIBLE = {"script", "style", "template", "noscript", "head", "title"}
+_INVISIBLE = {"script", "style", "template", "noscript"}
 # Tags that separate words when rendered; without a space "end.<br>Next" would
 # become "end.Next".
 _BREAKS = {
