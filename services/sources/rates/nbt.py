@@ -8,10 +8,11 @@
       ...
     </ValCurs>
 
-`Value` is somoni for `Nominal` units of `CharCode`. The root `Date` is read
-as yyyy-mm-dd or dd.mm.yyyy, and values with a decimal point or comma: the
-public code we could read does not settle either. A file that declares
-windows-1251 but is UTF-8 is read as UTF-8 (see common.parse_xml).
+`Value` is somoni for `Nominal` units of `CharCode` (decimal point; a comma
+is accepted too). NBT serves UTF-8 bytes under a windows-1251 declaration:
+such a file is read as UTF-8 (see common.parse_xml); a real windows-1251
+file works as well. The root `Date` style is not settled by the public code
+we could read: yyyy-mm-dd, dd.mm.yyyy, dd/mm/yyyy and yyyy.mm.dd are accepted.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from services.sources.rates.common import (
 
 NAME = "nbt"
 QUOTE = "TJS"
-DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y.%m.%d")
 
 
 def parse(body: bytes) -> list[Quote]:
