@@ -26,7 +26,7 @@ from services.rules import Document, Matcher, Presets, evaluate, load_presets  #
 from services.rules.presets import DEFAULT_DIR  # noqa: E402
 
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
-SPLITS = ("tune", "holdout")
+SPLITS = ("tune", "holdout", "challenge")
 
 
 @dataclass
