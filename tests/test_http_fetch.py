@@ -178,6 +178,13 @@ def test_connection_refused_is_transient():
     assert (str(caught.value), caught.value.transient) == (f"{url}: connection refused", True)
 
 
+def test_https_to_a_plain_http_port_is_a_lasting_tls_failure(scripted):
+    url = scripted.url.replace("http://", "https://") + "/feed"
+    with pytest.raises(SourceError) as caught:
+        fetch(url, None, fast_settings())
+    assert (str(caught.value), caught.value.transient) == (f"{url}: TLS handshake failed: wrong version number", False)
+
+
 @pytest.mark.parametrize("url, message", [
     ("ftp://files.example.com/feed.xml", "unsupported URL scheme 'ftp' (use http, https or file)"),
     ("http:///feed.xml", "URL has no host name"),

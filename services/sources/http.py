@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import functools
+import socket
 import ssl
 import time
 import urllib.parse
@@ -84,6 +85,9 @@ def fetch(url: str, state: FetchState | None = None, settings: Settings | None =
     except httpx.TooManyRedirects:
         raise SourceError(url, f"more than {MAX_REDIRECTS} redirects") from None
     except httpx.ConnectError as exc:
+        tls = _tls_failure(exc)
+        if tls:  # a bad certificate stays bad: retrying will not help
+            raise SourceError(url, f"TLS handshake failed: {tls}") from None
         raise SourceError(url, _connect_failure(exc), transient=True) from None
     except httpx.DecodingError:
         raise SourceError(url, "body could not be decoded (broken Content-Encoding)") from None
@@ -180,16 +184,30 @@ def _status_text(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {reason}".rstrip()
 
 
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _tls_failure(exc: httpx.ConnectError) -> str:
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            # verify_message reads "self-signed certificate"; reason is a code
+            # such as WRONG_VERSION_NUMBER (often: https to a plain-HTTP port).
+            reason = getattr(cause, "verify_message", None) or (cause.reason or "").lower().replace("_", " ")
+            return reason or str(cause)
+    return ""
+
+
 def _connect_failure(exc: httpx.ConnectError) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
             return "connection refused"
-        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
-            return "connection refused"
-        if type(cause).__name__ == "gaierror":
+        if isinstance(cause, socket.gaierror):
             return "host name could not be resolved"
-        cause = cause.__cause__ or cause.__context__
     text = _reason(exc)
     if "refused" in text.lower():
         return "connection refused"
