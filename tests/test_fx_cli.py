@@ -129,6 +129,7 @@ RULE = "  pair: USD/KZT\n  change_pct: 1\n"
      "rule 'a' is defined twice (first on line 1)"),
     ("- name: a\n" + RULE + "  pair: USD/RUB\n", 4, "key 'pair' appears twice"),
     ("- name: a\n  pair: [USD/KZT\n", 3, "not valid YAML"),
+    ("- name: a\n  pair: USD/KZT\n  change_pct: 1\x01\n", 3, "character #x0001 is not allowed"),
 ])
 def test_evaluate_bad_rules(tmp_path, rules, line, message, tulpar_in_process):
     done = evaluate(tmp_path, rules=rules, run=tulpar_in_process)

@@ -50,6 +50,8 @@ def read_quotes(path: str) -> list[Row]:
         return _read_quotes(path)
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
+    except csv.Error as e:  # a NUL byte, an unterminated quote at end of file
+        raise InputError(f"{path}: not readable as CSV: {e}") from None
 
 
 def _read_quotes(path: str) -> list[Row]:
@@ -85,7 +87,12 @@ def read_rules(path: str) -> list[fx_rules.Rule]:
             text = f.read()
         except UnicodeDecodeError:
             raise InputError(f"{path}: not UTF-8 text") from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks for unprintable characters already
+    except yaml.reader.ReaderError as e:
+        line = text[:e.position].count("\n") + 1
+        raise InputError(f"{path}:{line}: not valid YAML: character #x{e.character:04x} "
+                         "is not allowed") from None
     try:
         root = loader.get_single_node()
         if root is None:
