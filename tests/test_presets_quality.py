@@ -53,7 +53,7 @@ def test_labeled_set_is_well_formed():
     assert len(ids) == len(set(ids)), "ids are unique across both splits"
     titles = [i["title"].casefold() for i in every]
     assert len(titles) == len(set(titles)), "no item is in both splits (or twice)"
-    for item in every:
+    for item in every + _items("challenge"):
         assert item["lang"] in ("en", "ru"), item["id"]
         assert item["title"].strip() and item["summary"].strip(), item["id"]
         assert set(item["labels"]) <= set(REFS), item["id"]
