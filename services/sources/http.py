@@ -111,12 +111,11 @@ def _get(url: str, state: FetchState, settings: Settings) -> FetchResult:
                       max_redirects=MAX_REDIRECTS, verify=_tls_context()) as client:
         with client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)
-            new_state = FetchState(
-                etag=response.headers.get("ETag") or state.etag,
-                last_modified=response.headers.get("Last-Modified") or state.last_modified,
-            )
+            new_state = FetchState(response.headers.get("ETag"), response.headers.get("Last-Modified"))
             if response.status_code == 304:
-                return FetchResult(304, None, new_state, True, final_url)
+                # A 304 may omit the validators it just confirmed: keep ours.
+                kept = FetchState(new_state.etag or state.etag, new_state.last_modified or state.last_modified)
+                return FetchResult(304, None, kept, True, final_url)
             if not 200 <= response.status_code < 300:
                 raise SourceError(url, _status_text(response), transient=_is_transient(response.status_code))
             declared = response.headers.get("Content-Length", "")
