@@ -31,5 +31,10 @@ class Classifier:
             # Subscription order is config order, so alerts come out stable.
             for name, sub in self.by_name.items():
                 if name in found:
-                    out.append(Match(article, sub, rules.evidence_json(found[name])))
+                    out.append(Match(article, sub, evidence_json(found[name])))
         return out
+
+
+def evidence_json(evidence: rules.Evidence) -> list[dict]:
+    """Plain JSON for the delivery row and the templates' highlighting."""
+    return [{"term": h.term, "field": h.field, "start": h.start, "end": h.end} for h in evidence.hits]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from services.local.mail_sink import MailSink
-from tests.e2e.conftest import wait_until, write_feed
+from e2e.conftest import wait_until, write_feed
 
 pytestmark = pytest.mark.e2e
 
