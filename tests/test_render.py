@@ -198,3 +198,15 @@ def test_user_template_refusals_are_render_errors(source, match):
 def test_user_template_length_is_limited():
     with pytest.raises(render.RenderError, match="too long"):
         render.user_template("x" * (render.MAX_USER_TEMPLATE_CHARS + 1), {})
+
+
+@pytest.mark.parametrize("terms, expected", [
+    (["тенге", "kzt", "тенге"], "Matched:      тенге, kzt"),
+    (["oil"], "Matched:      oil"),
+])
+def test_matched_terms_listed_once_in_evidence_order(terms, expected):
+    evidence = [{"field": "summary", "start": 0, "end": 1, "term": t} for t in terms]
+    message = render.alert_email(article(), "s", evidence, now=NOW)
+    assert expected in message["text"]
+    assert render.alert_webhook(article(), "s", evidence, now=NOW)["matched_terms"] == \
+        list(dict.fromkeys(terms))
