@@ -121,6 +121,8 @@ CASES = [
     ("topic:sanctions", "Kazakhstan tightens export controls on drones", "", True),
     ("topic:sanctions", "Казахстанские банки опасаются вторичных санкций", "", True),
     ("topic:sanctions", "Uzbek lender added to EU sanctions list", "", True),
+    ("topic:sanctions", "US sanctions two Kyrgyz banks", "", True),  # "us" must stay a context word
+    ("topic:sanctions", "Malaysian insurer Sdn Bhd sanctioned the sale", "", False),
     ("topic:sanctions", "Parliament sanctions new road programme", "The funding was approved for five years.", False),
     ("topic:sanctions", "AFC sanctions Tajik club for crowd trouble", "The club was fined and must play behind closed doors.", False),
     ("topic:sanctions", "Санкции за нарушение тишины ужесточат в Астане", "Штрафы вырастут вдвое.", False),
@@ -134,6 +136,7 @@ CASES = [
     ("country:KG", "В Оше прошел фестиваль", "", True),
     ("country:KG", "Kyrgyz som steadies", "", True),
     ("country:KG", "Рыбак поймал сома весом 40 кг", "", False),
+    ("country:KG", "Exports of 500 kgs of tea to India", "", False),
     ("country:UZ", "Oliy Majlis passes education law", "", True),
     ("country:UZ", "В Ташкенте открыли метро", "", True),
     ("country:UZ", "Бухарест принял саммит", "", False),
