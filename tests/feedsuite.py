@@ -73,7 +73,10 @@ def _download_and_unpack(version: str, unpacked: Path) -> None:
                 f"could not download the feedparser {version} sdist (needs network access to PyPI; "
                 f"or unpack it by hand into {unpacked}): {done.stderr.strip()[-800:]}")
         with tarfile.open(archives[0]) as tar:
-            tar.extractall(work, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse odd members
+                tar.extractall(work, filter="data")
+            else:
+                tar.extractall(work)
         try:
             Path(work, f"feedparser-{version}").rename(unpacked)
         except OSError:

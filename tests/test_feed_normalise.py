@@ -144,6 +144,14 @@ INLINE_CASES = [
      {"summary": "kept"}),
     ("control characters removed", rss_item("<title>bell&#x7;tab&#9;end</title>"),
      {"title": "belltab end"}),
+    ("content:encoded when no description",
+     b'<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><item>'
+     b"<guid>c</guid><content:encoded><![CDATA[<div>Full <a href='/x'>story</a></div>]]></content:encoded>"
+     b"</item></channel></rss>",
+     {"summary": "Full story"}),
+    ("atom entity in text title", b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>e</id>'
+     b'<title type="text">Rates &amp; &lt;quotes&gt;</title></entry></feed>',
+     {"title": "Rates & <quotes>"}),
     ("updated used when no published",
      b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>e</id><updated>2026-03-01T00:00:00-06:00</updated></entry></feed>',
      {"published": utc(2026, 3, 1, 6, 0)}),
