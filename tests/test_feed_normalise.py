@@ -169,8 +169,16 @@ def test_inline_entry(body, expected):
     assert {field: getattr(article, field) for field in expected} == expected
 
 
+def test_repeated_id_gives_one_article_the_first():
+    body = (b'<rss version="2.0"><channel><title>t</title>'
+            b"<item><guid>same</guid><title>first copy</title></item>"
+            b"<item><guid>other</guid><title>in between</title></item>"
+            b"<item><guid>same</guid><title>second copy</title></item></channel></rss>")
+    assert [(a.id, a.title) for a in parse(body, SOURCE)] == [("same", "first copy"), ("other", "in between")]
+
+
 def test_entry_with_nothing_to_say_is_skipped():
-    body = rss_item("<category>economy</category>") + b""
+    body = rss_item("<category>economy</category>")
     assert parse(body, SOURCE) == []
 
 

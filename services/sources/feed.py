@@ -90,14 +90,18 @@ def _describe(problem: BaseException) -> str:
 
 def _articles(parsed, source: str, base_url: str) -> list[Article]:
     feed_lang = _language(parsed.feed.get("language"))
-    articles = []
+    articles: dict[str, Article] = {}
     for entry in parsed.entries:
         article = _article(entry, source, base_url, feed_lang)
         if article is None:
             log.debug("feed %s: skipped an entry with no id, link, title or text", source)
+        elif article.id in articles:
+            # Feeds do repeat an item; one id is one story, so the first copy
+            # (the one higher in the feed) stands.
+            log.info("feed %s: entry id %r appears twice, kept the first", source, article.id)
         else:
-            articles.append(article)
-    return articles
+            articles[article.id] = article
+    return list(articles.values())
 
 
 def _article(entry, source: str, base_url: str, feed_lang: str | None) -> Article | None:
