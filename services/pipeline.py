@@ -51,13 +51,14 @@ def poll_news(source: Source, classifier: Classifier, store: Store, settings: Se
         report.error, report.transient = str(exc), exc.transient
         return report
     fresh = dedupe.unseen(articles, lambda ids: store.unseen(source.name, ids))
-    matches = classifier.matches(fresh)
-    deliveries = [rendered(r, now) for r in route.routes(matches)]
-    report.fetched, report.new, report.matched = len(articles), len(fresh), len(matches)
+    classified = classifier.classify(fresh)
+    deliveries = [rendered(r, now) for r in route.routes(classified.matches)]
+    report.fetched, report.new, report.matched = len(articles), len(fresh), len(classified.matches)
     report.delivery_ids = store.commit_poll(
         source=source.name, url=source.url, etag=fetch_state.etag,
         last_modified=fetch_state.last_modified, seen_ids=[a.id for a in fresh],
-        deliveries=deliveries, now=now)
+        deliveries=deliveries, now=now,
+        country_articles=[(a, classified.countries[a.id]) for a in fresh if a.id in classified.countries])
     return report
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.store.models import Attempt, Base, Delivery, SeenArticle, SourceState
+from services.store.models import Attempt, Base, Delivery, SeenArticle, SourceState, StoredArticle
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ class Store:
 
     # --- the poll's one commit ---------------------------------------------
     def commit_poll(self, *, source: str, url: str, etag: str | None, last_modified: str | None,
-                    seen_ids: Iterable[str], deliveries: list[NewDelivery], now: datetime) -> list[int]:
+                    seen_ids: Iterable[str], deliveries: list[NewDelivery], now: datetime,
+                    country_articles: Iterable[tuple] = ()) -> list[int]:
         """Write the deliveries, mark the items seen and save the source state,
         all in one transaction: an item is never seen without its deliveries.
         Returns the ids of deliveries created now (existing keys are skipped,
@@ -106,6 +107,10 @@ class Store:
                 SeenArticle.source == source, SeenArticle.article_id.in_(list(set(seen_ids))))))
             s.add_all(SeenArticle(source=source, article_id=i, seen_at=now)
                       for i in set(seen_ids) - already)
+            for article, countries in country_articles:
+                s.merge(StoredArticle(source=source, article_id=article.id, title=article.title,
+                                      link=article.link, published=article.published,
+                                      countries="," + ",".join(countries) + ",", stored_at=now))
             state = s.get(SourceState, source) or SourceState(name=source, url=url)
             state.url, state.etag, state.last_modified = url, etag, last_modified
             state.last_polled_at = state.last_ok_at = now
@@ -115,6 +120,13 @@ class Store:
             return [r.id for r in rows]
 
     # --- deliveries ----------------------------------------------------------
+    def recent_articles(self, country: str, limit: int = 5) -> list[StoredArticle]:
+        """The newest stored articles about `country` (KZ, KG, ...)."""
+        with self.sessions() as s:
+            return list(s.scalars(
+                select(StoredArticle).where(StoredArticle.countries.contains(f",{country},"))
+                .order_by(StoredArticle.stored_at.desc(), StoredArticle.published.desc()).limit(limit)))
+
     def mark_enqueued(self, ids: list[int], now: datetime) -> None:
         if ids:
             with self.sessions.begin() as s:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from datetime import timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -84,3 +84,46 @@ class Attempt(Base):
     at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))  # sent | retry | failed
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class StoredArticle(Base):
+    """Recent articles about one of our countries, kept so a currency alert can
+    link the latest news about that country (`countries` is like ",KZ,KG,")."""
+
+    __tablename__ = "article"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    article_id: Mapped[str] = mapped_column(String(700), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime | None]
+    countries: Mapped[str] = mapped_column(String(64))
+    stored_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RateObservation(Base):
+    """One rate as a publisher gave it, in our pair convention. The rate is
+    kept as decimal text: no float rounding between the file and the alert."""
+
+    __tablename__ = "rate_observation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200))
+    pair: Mapped[str] = mapped_column(String(7))
+    rate: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[datetime]
+    fetched_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("source", "pair", "observed_at", name="uq_observation"),
+        Index("ix_observation_pair_time", "pair", "observed_at"),
+    )
+
+
+class FxRuleState(Base):
+    """Edge-trigger memory of one FX subscription between polls."""
+
+    __tablename__ = "fx_rule_state"
+    subscription: Mapped[str] = mapped_column(String(200), primary_key=True)
+    armed: Mapped[bool] = mapped_column(default=True)
+    last_fired_at: Mapped[datetime | None]
+    # The newest observation time already judged: the next poll starts after it.
+    evaluated_until: Mapped[datetime | None]
