@@ -8,6 +8,7 @@ Release checks read this output, so it is a contract: change it deliberately.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 from services.article import Article
@@ -31,6 +32,10 @@ def article_line(article: Article, source: str) -> str:
 
 
 def run(args) -> int:
+    # stderr is part of the contract (failed sources only): without a handler
+    # of its own, a logged warning or error would reach it through logging's
+    # last-resort handler.
+    logging.getLogger("services").addHandler(logging.NullHandler())
     settings = Settings()
     failed = False
     for url in args.urls:
