@@ -5,8 +5,9 @@ metadata) or http://10.0.0.5:6379/ must not be reachable from the worker. We
 resolve the host and check *every* address it resolves to, because one public
 and one private A record is a classic bypass.
 
-Known limit: the HTTP client resolves the name again when it connects, so a DNS
-server answering differently the second time (DNS rebinding) is not covered.
+`vetted_addresses` returns the addresses it checked so the caller can connect to
+exactly those (see channels.webhook.pinned): resolving again at connect time
+would let a DNS server answer differently the second time (DNS rebinding).
 """
 from __future__ import annotations
 
@@ -101,14 +102,23 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
     validation, which must not do network I/O) only IP-literal hosts are checked.
     Raises HostLookupFailed when the name does not resolve.
     """
+    vetted_addresses(url, allow_private=allow_private, resolve=resolve)
+
+
+def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True) -> list[IPAddress]:
+    """Like check_url, and return the checked addresses in resolver order.
+
+    Empty when nothing was resolved (`allow_private`, or a name with
+    `resolve=False`): the caller then lets its client resolve.
+    """
     host, port = _split(url)
     if allow_private:
-        return
+        return []
     literal = _literal_ip(host)
     if literal is not None:
         addresses = [literal]
     elif not resolve:
-        return
+        return []
     else:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -116,7 +126,8 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
             raise HostLookupFailed(f"cannot resolve host of {redact(url)}: {exc}") from None
         # getaddrinfo also normalises odd IPv4 spellings (2130706433, 0x7f.1),
         # so checking its answers covers them.
-        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        found = (ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos)
+        addresses = list(dict.fromkeys(found))
     for ip in addresses:
         reason = why_blocked(ip)
         if reason:
@@ -124,3 +135,4 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
                 f"refusing {redact(url)}: it resolves to {ip}, which is {reason}; "
                 "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"
             )
+    return addresses

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services import channels
 from services.channels import PermanentError, RetryableError
-from services.channels.webhook import retry_after_seconds
+from services.channels.webhook import pinned, retry_after_seconds
 from services.local.ports import free_port
 from services.settings import Settings
 
@@ -171,6 +173,34 @@ def test_private_target_is_blocked_unless_allowed(webhook_sink, host):
     channels.deliver(target, PAYLOAD, settings=settings(allow_private_targets=True),
                      idempotency_key="d")
     assert len(webhook_sink.requests) == 1
+
+
+@pytest.mark.parametrize("target, ip, url, host_header, sni", [
+    ("http://hooks.example.com/a?b=1", "93.184.216.34", "http://93.184.216.34/a?b=1",
+     "hooks.example.com", None),
+    ("https://u:p@hooks.example.com:8443/a", "2606:2800:220:1::", "https://u:p@[2606:2800:220:1::]:8443/a",
+     "hooks.example.com:8443", "hooks.example.com"),
+    ("https://пример.қаз/x", "8.8.8.8", "https://8.8.8.8/x",
+     "xn--e1afmkfd.xn--80ao21a", "xn--e1afmkfd.xn--80ao21a"),
+    ("https://8.8.8.8/x", "8.8.8.8", "https://8.8.8.8/x", None, None),
+])
+def test_pinned_route_connects_to_the_vetted_ip_and_keeps_the_name(target, ip, url, host_header, sni):
+    pinned_url, headers, extensions = pinned(target, ipaddress.ip_address(ip))
+    assert str(pinned_url) == url
+    assert headers.get("Host") == host_header
+    assert extensions.get("sni_hostname") == sni
+
+
+def test_pinned_route_reaches_a_real_server_under_its_name(webhook_sink):
+    # The name never resolves (.invalid): the request can only arrive because
+    # the route goes to the pinned address, with the name kept in Host.
+    target = f"http://hooks.tulpar.invalid:{webhook_sink.port}/hook"
+    url, headers, extensions = pinned(target, ipaddress.ip_address("127.0.0.1"))
+    with httpx.Client(trust_env=False) as client:
+        response = client.post(url, json={}, headers=headers, extensions=extensions)
+    assert response.status_code == 200
+    [request] = webhook_sink.requests
+    assert request["headers"]["Host"] == f"hooks.tulpar.invalid:{webhook_sink.port}"
 
 
 def test_unresolvable_host_is_retryable():

@@ -9,7 +9,8 @@ import ipaddress
 
 import pytest
 
-from services.urlsafety import HostLookupFailed, UnsafeURL, check_url, why_blocked
+from services.urlsafety import (HostLookupFailed, UnsafeURL, check_url, vetted_addresses,
+                                why_blocked)
 
 
 @pytest.mark.parametrize("url, reason", [
@@ -102,3 +103,14 @@ def test_refusal_message_does_not_leak_credentials(secret_url):
 ])
 def test_why_blocked_edges(address, blocked):
     assert (why_blocked(ipaddress.ip_address(address)) is not None) is blocked
+
+
+@pytest.mark.parametrize("url, allow_private, resolve, expected", [
+    ("https://8.8.8.8/x", False, True, ["8.8.8.8"]),
+    ("https://[2606:4700::1111]/", False, True, ["2606:4700::1111"]),
+    ("http://127.0.0.1/", True, True, []),                  # guard off: client resolves
+    ("https://hooks.example.invalid/", False, False, []),   # config time: no DNS
+])
+def test_vetted_addresses_are_what_the_channel_connects_to(url, allow_private, resolve, expected):
+    found = vetted_addresses(url, allow_private=allow_private, resolve=resolve)
+    assert [str(ip) for ip in found] == expected

@@ -85,9 +85,23 @@ def _check_response(response: httpx.Response, target: str) -> None:
     raise PermanentError(what, target=target)
 
 
+def pinned(target: str, ip: urlsafety.IPAddress) -> tuple[httpx.URL, dict, dict]:
+    """(url, extra headers, request extensions) that reach `target` at `ip`.
+
+    The URL carries the vetted IP so the client cannot resolve the name again;
+    the Host header and, for https, the TLS SNI name (which is also the name
+    the certificate is verified against) keep the original host.
+    """
+    url = httpx.URL(target)
+    if url.host == str(ip):  # already an IP literal
+        return url, {}, {}
+    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+    return url.copy_with(host=str(ip)), {"Host": url.netloc.decode("ascii")}, extensions
+
+
 def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str) -> None:
     try:
-        urlsafety.check_url(target, allow_private=settings.allow_private_targets)
+        addresses = urlsafety.vetted_addresses(target, allow_private=settings.allow_private_targets)
     except urlsafety.UnsafeURL as exc:
         raise PermanentError(str(exc), target=target) from None
     except urlsafety.HostLookupFailed as exc:
@@ -101,11 +115,19 @@ def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str
     # trust_env=False: an HTTP(S)_PROXY from the environment would make the proxy
     # resolve and connect, bypassing the address check above.
     try:
+        routes = [pinned(target, ip) for ip in addresses] or [(httpx.URL(target), {}, {})]
         with httpx.Client(timeout=settings.http_timeout, follow_redirects=False,
                           trust_env=False) as client:
-            # Stream so that a receiver answering with a huge body is never read.
-            with client.stream("POST", target, content=body, headers=headers) as response:
-                _check_response(response, target)
+            for n, (url, extra_headers, extensions) in enumerate(routes, 1):
+                try:
+                    # Stream so that a receiver answering with a huge body is never read.
+                    with client.stream("POST", url, content=body, headers=headers | extra_headers,
+                                       extensions=extensions) as response:
+                        _check_response(response, target)
+                    return
+                except httpx.ConnectError:
+                    if n == len(routes):  # e.g. an AAAA first on a host without IPv6
+                        raise
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise RetryableError(f"webhook POST failed: {type(exc).__name__}: {exc}",
                              target=target) from None
