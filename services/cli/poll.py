@@ -4,12 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
-from services import config as config_mod
-from services import pipeline
-from services.classify import Classifier
-from services.outbox import utcnow
-from services.settings import Settings
-from services.store import Store
+# Heavy imports (SQLAlchemy, feedparser) wait inside the handler: every
+# `tulpar` command would otherwise pay for them at start.
 
 
 def register(sub) -> None:
@@ -20,6 +16,11 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
+    from services import config as config_mod
+    from services.classify import Classifier
+    from services.settings import Settings
+    from services.store import Store
+
     settings = Settings()
     if args.config:
         settings = settings.model_copy(update={"config": args.config})
@@ -44,6 +45,9 @@ def handle(args) -> int:
 
 
 def poll_all(cfg, classifier, store, settings, queue) -> int:
+    from services import pipeline
+    from services.outbox import utcnow
+
     failed = 0
     for source in cfg.sources:
         report = pipeline.poll_news(source, classifier, store, settings, utcnow())

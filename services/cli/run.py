@@ -18,14 +18,9 @@ import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from services import config as config_mod
-from services.demo import DemoPublisher
-from services.local.http_servers import FileServer, WebhookSink
-from services.local.mail_sink import MailSink
-from services.local.ports import free_port
-from services.local.redis_process import RedisProcess
 from services.settings import ROOT, Settings
-from services.store import Store
+
+# The rest is imported in `handle`: other `tulpar` commands should start fast.
 
 
 def register(sub) -> None:
@@ -38,6 +33,14 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
+    from services import config as config_mod
+    from services.demo import DemoPublisher
+    from services.local.http_servers import FileServer, WebhookSink
+    from services.local.mail_sink import MailSink
+    from services.local.ports import free_port
+    from services.local.redis_process import RedisProcess
+    from services.store import Store
+
     settings = Settings()
     if args.config:
         settings = settings.model_copy(update={"config": Path(args.config).resolve()})
@@ -113,7 +116,7 @@ def _kick_polls(redis_url: str, cfg) -> None:
     client.close()
 
 
-def _watch(var: Path, children, publisher: DemoPublisher, publish_every: float) -> int:
+def _watch(var: Path, children, publisher, publish_every: float) -> int:
     seen: set[Path] = set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))
     next_publish = time.monotonic() + publish_every
     while True:
