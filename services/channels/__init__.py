@@ -32,7 +32,7 @@ def _channel(target: str) -> ModuleType:
 
 
 def kind(target: str) -> str:
-    """"email" or "webhook": tells the pipeline which payload to render."""
+    """Return "email" or "webhook": tells the pipeline which payload to render."""
     return _channel(target).KIND
 
 
