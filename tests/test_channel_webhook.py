@@ -5,11 +5,13 @@ import base64
 import ipaddress
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import trustme
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -201,6 +203,40 @@ def test_pinned_route_reaches_a_real_server_under_its_name(webhook_sink):
     assert response.status_code == 200
     [request] = webhook_sink.requests
     assert request["headers"]["Host"] == f"hooks.tulpar.invalid:{webhook_sink.port}"
+
+
+@pytest.fixture
+def tls_server():
+    """A real HTTPS server on 127.0.0.1 whose certificate names only hooks.tulpar.test."""
+    ca = trustme.CA()
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Scripted)
+    server.script = (200, {})
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.tulpar.test").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, ca
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name, verifies", [
+    ("hooks.tulpar.test", True),    # SNI carries the name, the certificate matches it
+    ("other.tulpar.test", False),   # ... and a certificate for another name is refused
+])
+def test_pinned_https_verifies_the_certificate_against_the_name(tls_server, name, verifies):
+    server, ca = tls_server
+    url, headers, extensions = pinned(f"https://{name}:{server.server_port}/hook",
+                                      ipaddress.ip_address("127.0.0.1"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with httpx.Client(verify=client_context, trust_env=False) as client:
+        if verifies:
+            assert client.post(url, json={}, headers=headers, extensions=extensions).status_code == 200
+        else:
+            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+                client.post(url, json={}, headers=headers, extensions=extensions)
 
 
 def test_unresolvable_host_is_retryable():
