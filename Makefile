@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench clean redis-check compose-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ redis-check:
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); } || true
 
-test: $(STAMP) redis-check
+compose-check:
+	@# Where docker is installed, tests validate docker-compose.yml with `compose config`.
+	@if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 && \
+	  ! command -v docker-compose >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) || true; fi
+
+test: $(STAMP) redis-check compose-check
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -83,3 +83,14 @@ def test_worker_killed_mid_delivery_alert_still_arrives(service, webhook_sink, m
     service.start_worker()
     wait_until(webhook_sink.delivered, timeout=60, what="webhook after restart", log=service.log)
     assert len(webhook_sink.delivered()) >= 1  # at least once, never zero
+
+
+def test_redis_restart_between_poll_and_delivery_loses_nothing(service, redis_server, webhook_sink, mail_sink):
+    # No worker yet: the poll leaves its delivery ids on Redis only.
+    write_feed(service.feed, [CPC])
+    assert service.poll_once().returncode == 0
+    redis_server.restart()
+    service.start_worker()
+    wait_until(lambda: webhook_sink.delivered() and mail_sink.messages(), timeout=60,
+               what="alerts after a Redis restart", log=service.log)
+    wait_until(lambda: all(d.status == "sent" for d in service.store.deliveries()), what="all sent")
