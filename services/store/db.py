@@ -3,6 +3,7 @@ short transaction. Callers pass `now`; the store never reads the clock."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -36,6 +37,8 @@ class Store:
     def __init__(self, url: str):
         url = _normalise_url(url)
         kwargs: dict = {"future": True}
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("sqlite"):
             # Several worker processes share one SQLite file: wait for locks
             # instead of failing, and let readers run beside the writer (WAL).
