@@ -159,9 +159,11 @@ def _source(doc: _Doc, i: int, raw: Any) -> Source:
     known = _source_kinds()
     if kind not in known:
         raise doc.error(path + ("kind",), f"unknown source kind {kind!r}; known: {', '.join(sorted(known))}")
-    url = _text(doc, path + ("url",), raw.get("url"))
-    if not re.match(r"^(https?|file)://", url):
-        raise doc.error(path + ("url",), f"{url!r} is not an http(s):// or file:// URL")
+    url = ""
+    if kind != "constant" or raw.get("url") is not None:  # a fixed rate is fetched from nowhere
+        url = _text(doc, path + ("url",), raw.get("url"))
+        if not re.match(r"^(https?|file)://", url):
+            raise doc.error(path + ("url",), f"{url!r} is not an http(s):// or file:// URL")
     try:
         interval = parse_duration(raw.get("interval", "60s"))
     except ValueError as exc:
@@ -169,7 +171,29 @@ def _source(doc: _Doc, i: int, raw: Any) -> Source:
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         raise doc.error(path + ("options",), "must be a mapping")
+    _check_rate_options(doc, path, kind, options)
     return Source(name, kind, url, interval, options)
+
+
+def _check_rate_options(doc: _Doc, path: tuple, kind: str, options: dict) -> None:
+    """Rate sources: options go through the adapter's own config class, so the
+    config file fails at load time, not at the first poll."""
+    from services.sources import rates
+
+    if kind not in rates.ADAPTERS:
+        return
+    configured = {"generic-json": "GenericJsonConfig", "constant": "ConstantConfig"}
+    if kind not in configured:
+        if options:
+            raise doc.error(path + ("options",), f"a {kind} source takes no options")
+        return
+    try:
+        getattr(rates.ADAPTERS[kind], configured[kind]).from_dict(options)
+    except rates.RateConfigError as exc:
+        # Point at the option the message names, when it names one.
+        said = str(exc).split(" (known", 1)[0]
+        named = [k for k in options if f"`{k}`" in said or f"'{k}'" in said]
+        raise doc.error(path + ("options",) + tuple(named[:1]), str(exc)) from None
 
 
 def _subscription(doc: _Doc, i: int, raw: Any, settings: Settings) -> Subscription:
@@ -248,8 +272,9 @@ def _check_fx(doc: _Doc, path: tuple, name: str, raw: dict) -> None:
 
 def _source_kinds() -> set[str]:
     from services import sources
+    from services.sources import rates
 
-    return set(sources.KINDS)
+    return set(sources.KINDS) | set(rates.ADAPTERS)
 
 
 def _only(doc: _Doc, path: tuple, raw: dict, allowed: set[str]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from services import config as config_mod
 from services.classify import Classifier
 from services.config import Config
+from services.pipeline_fx import FxSubscription, fx_subscriptions
 from services.queue import Queue
 from services.settings import Settings
 from services.store import Store
@@ -17,6 +18,7 @@ class Runtime:
     settings: Settings
     config: Config
     classifier: Classifier
+    fx_subscriptions: list[FxSubscription]
     store: Store
     queue: Queue
     config_mtime: float
@@ -40,5 +42,6 @@ def runtime() -> Runtime:
             queue = Queue(settings.redis_url)
         else:
             store, queue = _current.store, _current.queue
-        _current = Runtime(settings, cfg, Classifier(cfg.subscriptions), store, queue, mtime)
+        _current = Runtime(settings, cfg, Classifier(cfg.subscriptions), fx_subscriptions(cfg.subscriptions),
+                           store, queue, mtime)
     return _current

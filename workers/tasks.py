@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from services import outbox, pipeline
+from services import outbox, pipeline, pipeline_fx
 from services.outbox import utcnow
 from workers.app import app
 from workers.runtime import runtime
@@ -21,7 +21,10 @@ def poll_source(source_name: str) -> str:
     except KeyError:
         log.warning("poll %s: no such source in %s (config changed?)", source_name, rt.config.path)
         return "unknown source"
-    report = pipeline.poll_news(source, rt.classifier, rt.store, rt.settings, utcnow())
+    if source.kind in pipeline_fx.RATE_KINDS:
+        report = pipeline_fx.poll_rates(source, rt.fx_subscriptions, rt.store, rt.settings, utcnow())
+    else:
+        report = pipeline.poll_news(source, rt.classifier, rt.store, rt.settings, utcnow())
     enqueue(rt, report.delivery_ids)
     log.info("poll %s", report.summary())
     return report.summary()

@@ -45,12 +45,16 @@ def handle(args) -> int:
 
 
 def poll_all(cfg, classifier, store, settings, queue) -> int:
-    from services import pipeline
+    from services import pipeline, pipeline_fx
     from services.outbox import utcnow
 
     failed = 0
+    fx_subs = pipeline_fx.fx_subscriptions(cfg.subscriptions)
     for source in cfg.sources:
-        report = pipeline.poll_news(source, classifier, store, settings, utcnow())
+        if source.kind in pipeline_fx.RATE_KINDS:  # rate files: the currency pipeline
+            report = pipeline_fx.poll_rates(source, fx_subs, store, settings, utcnow())
+        else:
+            report = pipeline.poll_news(source, classifier, store, settings, utcnow())
         failed += bool(report.error)
         if report.delivery_ids and queue is not None:
             try:

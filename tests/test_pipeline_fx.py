@@ -1,0 +1,247 @@
+"""The currency pipeline on a real store (SQLite; PostgreSQL too when
+DATABASE_URL is set) reading real NBK-format files from disk (file:// URLs go
+through the same fetch as http)."""
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from services import pipeline_fx
+from services.article import Article
+from services.config import Source
+from services.fx.rules import parse_rule
+from services.pipeline_fx import FxSubscription, poll_rates
+from services.settings import Settings
+from services.store import Store
+from services.store import rates as rate_store
+
+DAY0 = date(2026, 11, 2)
+CHANNELS = ("mailto:fx@example.com", "https://hooks.example.com/fx")
+
+NBK = """<?xml version="1.0" encoding="utf-8"?>
+<rates>
+  <generator>Alternate RSS Builder</generator>
+  <title>Official exchange rates of National Bank of Republic Kazakhstan</title>
+  <link>www.nationalbank.kz</link>
+  <description>Official exchange rates of National Bank of Republic Kazakhstan</description>
+  <copyright>www.nationalbank.kz</copyright>
+  <date>{date}</date>
+  <item><fullname>ДОЛЛАР США</fullname><title>USD</title><description>{usd}</description>
+        <quant>1</quant><index></index><change>0.00</change></item>
+  <item><fullname>РОССИЙСКИЙ РУБЛЬ</fullname><title>RUB</title><description>6.41</description>
+        <quant>1</quant><index></index><change>0.00</change></item>
+  <item><fullname>УЗБЕКСКИХ СУМОВ</fullname><title>UZS</title><description>3.93</description>
+        <quant>100</quant><index></index><change>0.00</change></item>
+</rates>
+"""
+
+
+def day(n: int) -> date:
+    return DAY0 + timedelta(days=n)
+
+
+def at(n: int, hour: int = 0) -> datetime:
+    d = day(n)
+    return datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc)
+
+
+class Desk:
+    """A store, one NBK source file on disk and the subscriptions polling it."""
+
+    def __init__(self, db_url: str, tmp_path, rules: dict[str, dict]):
+        self.store = Store(db_url)
+        self.store.create_schema()
+        self.file = tmp_path / "get_rates.xml"
+        self.source = Source("nbk-daily", "nbk", self.file.as_uri(), 60.0)
+        self.subs = [FxSubscription(name, parse_rule({"name": name, **rule}), CHANNELS)
+                     for name, rule in rules.items()]
+        self.settings = Settings()
+
+    def publish(self, n: int, usd: str) -> None:
+        self.write(NBK.format(date=day(n).strftime("%d.%m.%Y"), usd=usd).encode("utf-8"))
+
+    def write(self, body: bytes) -> None:
+        self.file.write_bytes(body)
+
+    def poll(self, n: int):
+        return poll_rates(self.source, self.subs, self.store, self.settings, at(n, 6))
+
+
+@pytest.fixture
+def desk_for(db_url, tmp_path):
+    made = []
+
+    def make(rules):
+        made.append(Desk(db_url, tmp_path, rules))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.store.dispose()
+
+
+USD_UP_1 = {"pair": "USD/KZT", "change_pct": 1}
+ABOVE_505 = {"pair": "USD/KZT", "above": 505}
+WEEK_UP_1 = {"pair": "USD/KZT", "change_pct": 1, "window": "7d", "direction": "up"}
+KZT_DOWN_1 = {"pair": "KZT/USD", "change_pct": 1, "direction": "down"}
+
+# (case, rule, steps): each step publishes the USD/KZT rate for day `n`, polls
+# on that day and expects that many alerts from this poll.
+CASES = [
+    ("first observation ever: no alert", USD_UP_1, [(0, "500", 0)]),
+    ("move at least the threshold fires", USD_UP_1, [(0, "500", 0), (1, "505", 1)]),
+    ("move under the threshold: nothing", USD_UP_1, [(0, "500", 0), (1, "504.99", 0)]),
+    ("repeated file: stored once, no second alert", USD_UP_1,
+     [(0, "500", 0), (1, "510", 1), (1, "510", 0), (1, "510", 0)]),
+    ("stays moved, level: no repeat", ABOVE_505, [(0, "500", 0), (1, "510", 1), (2, "512", 0), (3, "511", 0)]),
+    ("stays moved, 7d window: no repeat", WEEK_UP_1, [(0, "500", 0), (7, "510", 1), (8, "510", 0), (9, "511", 0)]),
+    ("comes back then moves again, level: fires again", ABOVE_505,
+     [(0, "500", 0), (1, "510", 1), (2, "500", 0), (3, "510", 1)]),
+    ("comes back then moves again, change down on KZT/USD", KZT_DOWN_1,
+     [(0, "500", 0), (1, "510", 1), (2, "510", 0), (3, "500", 0), (4, "510", 1)]),
+    ("derived pair KZT/USD from NBK's USD/KZT: tenge firming is up, not down", KZT_DOWN_1,
+     [(0, "510", 0), (1, "500", 0)]),
+    ("weekend gap: previous observation however old", USD_UP_1, [(0, "500", 0), (3, "506", 1)]),
+]
+
+
+@pytest.mark.parametrize("case, rule, steps", CASES, ids=[c[0] for c in CASES])
+def test_alerts_over_a_sequence_of_files(desk_for, case, rule, steps):
+    desk = desk_for({"watch": rule})
+    stored_days = set()
+    for n, usd, expected in steps:
+        desk.publish(n, usd)
+        before = len(desk.store.deliveries())
+        report = desk.poll(n)
+        assert report.error is None, report.error
+        assert report.alerts == expected, (n, usd)
+        assert len(report.delivery_ids) == expected * len(CHANNELS)
+        assert len(desk.store.deliveries()) == before + expected * len(CHANNELS)
+        assert report.new == (0 if n in stored_days else 3)  # USD, RUB, UZS
+        stored_days.add(n)
+    # Every (source, pair, day) is stored once however often the file was read.
+    assert rate_store.observation_count(desk.store) == 3 * len(stored_days)
+
+
+def test_derived_pair_alert_carries_the_inverted_rates(desk_for):
+    desk = desk_for({"tenge-weakens": KZT_DOWN_1})
+    desk.publish(0, "500")
+    desk.poll(0)
+    desk.publish(1, "510")
+    report = desk.poll(1)
+    assert report.alerts == 1
+    hook = next(d for d in desk.store.deliveries() if d.channel.startswith("https"))
+    body = hook.payload
+    assert (body["pair"], body["from"], body["source"]) == ("KZT/USD", "0.002", "nbk-daily")
+    assert Decimal(body["to"]) == (Decimal(1) / Decimal(510)).quantize(Decimal("1e-30"))
+    assert body["change_pct"] == pytest.approx(-1.9607843137)
+    assert body["at"] == at(1).isoformat() and body["from_at"] == at(0).isoformat()
+
+
+def test_email_has_chart_and_country_news(desk_for):
+    desk = desk_for({"tenge-weakens": KZT_DOWN_1})
+    news = Article("wire", "n1", "Tenge slides as oil falls", "", "https://news.example/kz/1",
+                   at(1, 3))
+    desk.store.commit_poll(source="wire", url="http://wire", etag=None, last_modified=None,
+                           seen_ids=["n1"], deliveries=[], now=at(1, 3),
+                           country_articles=[(news, ("KZ",))])
+    for n, usd in ((0, "500"), (1, "510")):
+        desk.publish(n, usd)
+        desk.poll(n)
+    email = next(d for d in desk.store.deliveries() if d.channel.startswith("mailto")).payload
+    [image] = email["inline_images"]
+    assert image["content_type"] == "image/png"
+    assert base64.b64decode(image["data_b64"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert f'src="cid:{image["cid"]}"' in email["html"]
+    assert "https://news.example/kz/1" in email["html"] and "Tenge slides" in email["text"]
+    assert "KZT/USD" in email["subject"] and "-1.96%" in email["subject"]
+    assert "nbk-daily" in email["text"] and "2026-11-03" in email["text"]
+
+
+def test_a_new_subscription_never_alerts_on_old_history(desk_for):
+    desk = desk_for({})
+    for n, usd in ((0, "500"), (1, "510")):  # a 2% move nobody watched
+        desk.publish(n, usd)
+        assert desk.poll(n).alerts == 0
+    desk.subs = [FxSubscription("late", parse_rule({"name": "late", **USD_UP_1}), CHANNELS)]
+    desk.publish(2, "510")
+    assert desk.poll(2).alerts == 0  # day 2 is judged against day 1; day 1 is history
+    desk.publish(3, "520")
+    assert desk.poll(3).alerts == 1
+
+
+MALFORMED = [
+    ("not XML", b"<html><body>Service unavailable", "nbk: not well-formed XML"),
+    ("empty", b"", "nbk: the file is empty"),
+    ("bad number", NBK.format(date="04.11.2026", usd="5l0").encode(), "nbk: item 1 (USD) <description> '5l0' is not a number"),
+    ("bad date", NBK.format(date="2026/11/04", usd="510").encode(), "nbk: <rates><date> '2026/11/04' is not a date"),
+]
+
+
+@pytest.mark.parametrize("case, body, message", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_file_is_a_source_error_and_changes_nothing(desk_for, case, body, message):
+    desk = desk_for({"watch": USD_UP_1})
+    for n, usd in ((0, "500"), (1, "510")):
+        desk.publish(n, usd)
+        desk.poll(n)
+    states = rate_store.rule_states(desk.store, ["watch"])
+    count, sent = rate_store.observation_count(desk.store), len(desk.store.deliveries())
+    desk.write(body)
+    report = desk.poll(2)
+    assert report.error is not None and message in report.error
+    assert report.error.startswith(desk.source.url)
+    state = desk.store.source_state("nbk-daily")
+    assert message in state.last_error and state.consecutive_errors == 1
+    assert rate_store.observation_count(desk.store) == count
+    assert len(desk.store.deliveries()) == sent
+    assert rate_store.rule_states(desk.store, ["watch"]) == states
+    desk.publish(2, "520")  # fixed: the next poll reads it and clears the error
+    fixed = desk.poll(2)
+    assert (fixed.error, fixed.new) == (None, 3)
+    assert desk.store.source_state("nbk-daily").last_error is None
+
+
+def test_missing_file_is_a_source_error(desk_for):
+    desk = desk_for({"watch": USD_UP_1})
+    report = desk.poll(0)
+    assert "no such file" in report.error
+    assert desk.store.source_state("nbk-daily").consecutive_errors == 1
+
+
+def test_constant_source_stores_one_observation_per_day(desk_for):
+    desk = desk_for({"manat": {"pair": "TMT/USD", "change_pct": 0.5}})
+    desk.source = Source("tmt-official", "constant", "", 3600.0, {"pair": "USD/TMT", "rate": 3.5})
+    news = [desk.poll(n) for n in (0, 0, 1)]
+    assert [r.new for r in news] == [1, 0, 1]
+    assert [r.alerts for r in news] == [0, 0, 0]
+    assert [q.rate for q in rate_store.history(desk.store, at(-1))] == [Decimal("3.5")] * 2
+
+
+def test_unchanged_file_polls_as_not_modified(desk_for):
+    desk = desk_for({"watch": USD_UP_1})
+    desk.publish(0, "500")
+    assert desk.poll(0).fetched == 3
+    again = desk.poll(0)  # same file, same mtime: a 304 from the file "server"
+    assert (again.error, again.fetched, again.new) == (None, 0, 0)
+
+
+def test_fx_subscriptions_come_from_the_config(tmp_path):
+    from services import config
+
+    cfg = config.parse("""
+sources:
+  - {name: tmt, kind: constant, options: {pair: USD/TMT, rate: 3.5}}
+subscriptions:
+  - name: tenge
+    fx: {pair: KZT/USD, change_pct: 1.0, window: 1d, direction: down}
+    channels: [mailto:fx@example.com]
+  - name: news
+    query: tenge
+    channels: [mailto:n@example.com]
+""")
+    [sub] = pipeline_fx.fx_subscriptions(cfg.subscriptions)
+    assert (sub.name, sub.rule.pair, sub.rule.window, sub.channels) == (
+        "tenge", "KZT/USD", "1d", ("mailto:fx@example.com",))
