@@ -245,3 +245,76 @@ subscriptions:
     [sub] = pipeline_fx.fx_subscriptions(cfg.subscriptions)
     assert (sub.name, sub.rule.pair, sub.rule.window, sub.channels) == (
         "tenge", "KZT/USD", "1d", ("mailto:fx@example.com",))
+
+
+# (case, source YAML, expected error or None): rate sources in the config file.
+SOURCE_CONFIGS = [
+    ("nbk file", "{name: n, kind: nbk, url: 'https://nationalbank.kz/rss/get_rates.cfm'}", None),
+    ("constant needs no url", "{name: t, kind: constant, options: {pair: USD/TMT, rate: 3.5}}", None),
+    ("generic json", "{name: g, kind: generic-json, url: 'https://x.example/r.json', options: "
+                     "{items: data, code: c, rate: r, quote: KZT, document_date: d}}", None),
+    ("a rate file needs a url", "{name: n, kind: cbr}", "c.yaml:3: sources[0].url: is required"),
+    ("unknown kind lists the rate kinds", "{name: n, kind: nbkk, url: 'https://x'}",
+     "unknown source kind 'nbkk'; known: cbr, cbu, constant, ecb, feed, generic-json, nbk, nbk-rss, nbkr, nbt"),
+    ("file adapters take no options", "{name: n, kind: nbk, url: 'https://x', options: {a: 1}}",
+     "c.yaml:3: sources[0].options: a nbk source takes no options"),
+    ("constant checks its rate", "{name: t, kind: constant, options: {pair: USD/TMT, rate: abc}}",
+     "c.yaml:3: sources[0].options: constant: rate 'abc' is not a number"),
+    ("constant names a missing setting", "{name: t, kind: constant, options: {pair: USD/TMT}}",
+     "sources[0].options: constant: `rate` is required"),
+]
+
+
+@pytest.mark.parametrize("case, source, error", SOURCE_CONFIGS, ids=[c[0] for c in SOURCE_CONFIGS])
+def test_rate_sources_in_the_config(case, source, error):
+    from services import config
+
+    text = f"\nsources:\n  - {source}\n"
+    if error is None:
+        [parsed] = config.parse(text, "c.yaml").sources
+        assert parsed.kind in pipeline_fx.RATE_KINDS
+        return
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(text, "c.yaml")
+    assert error in str(caught.value)
+
+
+def test_an_unknown_generic_json_option_is_pointed_at_by_line():
+    from services import config
+
+    text = """
+sources:
+  - name: g
+    kind: generic-json
+    url: https://x.example/r.json
+    options:
+      items: data
+      code: c
+      rate: r
+      quote: KZT
+      document_date: d
+      colour: blue
+"""
+    with pytest.raises(config.ConfigError, match=r"^c\.yaml:12: sources\[0\]\.options\.colour: "
+                                                 r"generic-json: unknown settings \['colour'\]"):
+        config.parse(text, "c.yaml")
+
+
+def test_ticker_reads_the_stored_rates_for_the_watched_pairs(desk_for, db_url, tmp_path, monkeypatch, capsys):
+    from services.cli import main
+
+    desk = desk_for({})
+    for n, usd in ((0, "500"), (1, "510")):
+        desk.publish(n, usd)
+        desk.poll(n)
+    cfg = tmp_path / "fx.yaml"
+    cfg.write_text("subscriptions:\n  - name: usd\n    fx: {pair: USD/KZT, above: 520}\n"
+                   "    channels: [mailto:fx@example.com]\n")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    code = main(["fx", "ticker", "--config", str(cfg), "--now", at(1, 12).isoformat()])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out == ["USD/KZT = 510 +2.00%", "KZT/USD = 0.0019608 -1.96%", "KGS/USD = n/a",
+                   "UZS/USD = 0.000077059 -1.96%", "TJS/USD = n/a", "TMT/USD = n/a"]
+    main(["fx", "ticker", "--config", str(cfg), "--pairs", "RUB/KZT", "--now", at(0, 12).isoformat()])
+    assert capsys.readouterr().out == "RUB/KZT = 6.41 n/a\n"

@@ -152,11 +152,14 @@ def alert_json(alert: fx_rules.Alert, at: str) -> str:
         _number(alert.from_rate), _number(alert.to_rate), json.dumps(float(alert.change_pct))))
 
 
+# Always on the ticker, beside the pairs of the config's fx: subscriptions.
+WATCHED = ("KZT/USD", "KGS/USD", "UZS/USD", "TJS/USD", "TMT/USD")
+TICKER_LOOKBACK_DAYS = 40  # a day change over a long holiday still finds its old rate
+
+
 def show_ticker(args) -> int:
     if not args.csv:
-        print("tulpar fx ticker: give --csv QUOTES.csv (the rate store is not wired in yet)",
-              file=sys.stderr)
-        return 2
+        return _ticker_from_store(args)
     try:
         rows = read_quotes(args.csv)
         pairs = [check_pair(p.strip()) for p in args.pairs.split(",")] if args.pairs else \
@@ -173,6 +176,46 @@ def show_ticker(args) -> int:
     return 0
 
 
+def _ticker_from_store(args) -> int:
+    """The stored observations (what `tulpar poll` and the workers collected)."""
+    from datetime import timedelta
+
+    from services import config as config_mod
+    from services.settings import Settings
+    from services.store import Store
+    from services.store import rates as rate_store
+
+    settings = Settings()
+    if args.config:
+        settings = settings.model_copy(update={"config": args.config})
+    try:
+        now = parse_at(args.now) if args.now else datetime.now(UTC)
+        pairs = [check_pair(p.strip()) for p in args.pairs.split(",")] if args.pairs else None
+    except PairError as e:
+        print(f"tulpar fx ticker: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"tulpar fx ticker: --now {args.now!r}: {e}", file=sys.stderr)
+        return 2
+    if pairs is None:
+        try:
+            cfg = config_mod.load(settings.config)
+        except config_mod.ConfigError as exc:
+            if args.config:  # the file the user named is broken: say so
+                print(f"tulpar fx ticker: {exc}", file=sys.stderr)
+                return 2
+            cfg = None  # the default config may need the demo's variables: show the usual pairs
+        subscribed = [s.fx["pair"] for s in cfg.subscriptions if s.fx] if cfg else []
+        pairs = list(dict.fromkeys([*subscribed, *WATCHED]))
+    store = Store(settings.db_url)
+    store.create_schema()
+    quotes = rate_store.history(store, now - timedelta(days=TICKER_LOOKBACK_DAYS))
+    store.dispose()
+    for line in ticker.lines(quotes, pairs, now):
+        print(line)
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("fx", help="currency rates: evaluate FX rules, ticker, fetch a rate file")
     fx_sub = p.add_subparsers(dest="fx_command", required=True)
@@ -183,8 +226,10 @@ def register(sub) -> None:
     ev.set_defaults(handler=evaluate)
 
     tk = fx_sub.add_parser("ticker", help="latest rate and day change per pair")
-    tk.add_argument("--csv", help="read rates from this at,pair,rate CSV")
-    tk.add_argument("--pairs", help="comma-separated pairs, e.g. KZT/USD,USD/RUB (default: all in the CSV)")
+    tk.add_argument("--csv", help="read rates from this at,pair,rate CSV (default: the stored rates)")
+    tk.add_argument("--pairs", help="comma-separated pairs, e.g. KZT/USD,USD/RUB (default: all in the CSV; "
+                                    "without --csv the fx: subscriptions' pairs and KZT, KGS, UZS, TJS, TMT per USD)")
+    tk.add_argument("--config", help="config YAML whose fx: pairs to show (default: $TULPAR_CONFIG)")
     tk.add_argument("--now", help="ISO time to show the ticker at (default: now)")
     tk.set_defaults(handler=show_ticker)
 
