@@ -18,7 +18,7 @@ from services.fx.pairs import display
 from services.fx.quote import Quote
 
 WIDTH, HEIGHT = 480, 200
-LEFT, RIGHT, TOP, BOTTOM = 72, 16, 24, 28  # plot margins: room for labels
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 24, 28  # plot margins (LEFT at least): room for labels
 BACKGROUND, AXIS, GRID, LINE, TEXT = "white", (80, 80, 80), (225, 225, 225), (31, 94, 168), (40, 40, 40)
 HIGHLIGHT = (200, 30, 30)
 DAYS = 30
@@ -37,7 +37,11 @@ def line_chart(pair: str, quotes: Sequence[Quote]) -> bytes:
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    x0, y0, x1, y1 = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
+    labels = {"max": f"max {display(max(q.rate for q in quotes))}",
+              "min": f"min {display(min(q.rate for q in quotes))}"}
+    # The plot starts right of the longest y label (0.0019298 is wider than 518.2).
+    left = max(LEFT, 10 + int(max(draw.textlength(t, font=font) for t in labels.values())))
+    x0, y0, x1, y1 = left, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
 
     rates = [float(q.rate) for q in quotes]
     low, high = min(rates), max(rates)
@@ -52,8 +56,7 @@ def line_chart(pair: str, quotes: Sequence[Quote]) -> bytes:
         return x, y
 
     # Axes, min/max gridlines and their labels.
-    for value, label in ((high, f"max {display(max(q.rate for q in quotes))}"),
-                         (low, f"min {display(min(q.rate for q in quotes))}")):
+    for value, label in ((high, labels["max"]), (low, labels["min"])):
         y = y1 - (y1 - y0) * (value - lo) / (hi - lo)
         draw.line([(x0, y), (x1, y)], fill=GRID)
         draw.text((4, y - 6), label, fill=TEXT, font=font)

@@ -318,3 +318,24 @@ def test_ticker_reads_the_stored_rates_for_the_watched_pairs(desk_for, db_url, t
                    "UZS/USD = 0.000077059 -1.96%", "TJS/USD = n/a", "TMT/USD = n/a"]
     main(["fx", "ticker", "--config", str(cfg), "--pairs", "RUB/KZT", "--now", at(0, 12).isoformat()])
     assert capsys.readouterr().out == "RUB/KZT = 6.41 n/a\n"
+
+
+def test_the_demo_rates_alert_on_every_run(desk_for, tmp_path):
+    """`make run` publishes demo/rates/ day by day; each run (continuing the
+    days of the last) must give the demo's fx subscriptions an alert."""
+    from services.demo import DemoRates
+    from services.settings import ROOT
+
+    desk = desk_for({"tenge-weakens": KZT_DOWN_1, "dollar-above-525-tenge": {"pair": "USD/KZT", "above": 525}})
+    state = tmp_path / "demo-rates-day.txt"
+    today = day(0)
+    for run in range(3):
+        rates = DemoRates(ROOT / "demo" / "rates", desk.file, state, today)
+        alerts = []
+        while rates.publish_next():
+            published = date.fromisoformat(state.read_text())
+            alerts.append(poll_rates(desk.source, desk.subs, desk.store, desk.settings,
+                                     datetime(published.year, published.month, published.day, 6,
+                                              tzinfo=timezone.utc)).alerts)
+        assert alerts == [0, 2], f"run {run}"  # day one sets the scene, day two moves >1%
+    assert date.fromisoformat(state.read_text()) == today + timedelta(days=4)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def register(sub) -> None:
 
 def handle(args) -> int:
     from services import config as config_mod
-    from services.demo import DemoPublisher
+    from services.demo import DemoPublisher, DemoRates
     from services.local.http_servers import FileServer, WebhookSink
     from services.local.mail_sink import MailSink
     from services.local.ports import free_port
@@ -64,6 +65,10 @@ def handle(args) -> int:
             (var / d).mkdir(parents=True, exist_ok=True)
         publisher = DemoPublisher(ROOT / "demo" / "feeds", var / "demo-www", time.strftime("%Y%m%d%H%M%S"))
         publisher.write()
+        # The demo's rate file: day one now, day two (a >1% move) a little later.
+        rates = DemoRates(ROOT / "demo" / "rates", var / "demo-www" / "rates" / "get_rates.xml",
+                          var / "demo-rates-day.txt", datetime.now(timezone.utc).date())
+        rates.publish_next()
         stack.append(FileServer(var / "demo-www", port=demo_port).start())
         stack.append(WebhookSink(var / "webhooks", port=hook_port).start())
         if not os.environ.get("REDIS_URL"):
@@ -89,7 +94,7 @@ def handle(args) -> int:
               f"from {settings.config}")
         print(f"tulpar: alerts arrive in {var / 'mail'} (.eml) and {var / 'webhooks'} (.json); "
               f"logs in {logs}; Ctrl-C stops")
-        return _watch(var, children, publisher, args.publish_every)
+        return _watch(var, children, publisher, args.publish_every, rates)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -116,9 +121,12 @@ def _kick_polls(redis_url: str, cfg) -> None:
     client.close()
 
 
-def _watch(var: Path, children, publisher, publish_every: float) -> int:
+def _watch(var: Path, children, publisher, publish_every: float, rates=None) -> int:
     seen: set[Path] = set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))
     next_publish = time.monotonic() + publish_every
+    # Late enough that the worker has started and stored day one first.
+    rates_every = max(20.0, 3 * publish_every)
+    next_rates = time.monotonic() + rates_every
     while True:
         for child in children:
             if child.poll() is not None:
@@ -132,6 +140,9 @@ def _watch(var: Path, children, publisher, publish_every: float) -> int:
         if time.monotonic() >= next_publish:
             publisher.publish_next()
             next_publish = time.monotonic() + publish_every
+        if rates is not None and time.monotonic() >= next_rates:
+            rates.publish_next()
+            next_rates = time.monotonic() + rates_every
         time.sleep(0.5)
 
 
