@@ -339,3 +339,16 @@ def test_the_demo_rates_alert_on_every_run(desk_for, tmp_path):
                                               tzinfo=timezone.utc)).alerts)
         assert alerts == [0, 2], f"run {run}"  # day one sets the scene, day two moves >1%
     assert date.fromisoformat(state.read_text()) == today + timedelta(days=4)
+
+
+def test_the_config_example_in_the_docs_loads():
+    import re
+
+    from services import config
+    from services.settings import ROOT
+
+    text = (ROOT / "docs" / "fx-alerts.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    cfg = config.parse(example, "docs/fx-alerts.md")
+    assert {s.kind for s in cfg.sources} <= pipeline_fx.RATE_KINDS
+    assert len(pipeline_fx.fx_subscriptions(cfg.subscriptions)) == len(cfg.subscriptions)
