@@ -157,7 +157,7 @@ def test_preset_is_compiled_once_and_shared():
     matcher = Matcher(PRESETS)
     for i in range(3):
         matcher.add(i, f"country:KZ AND r{i}")
-    assert len(matcher._preset_tests) == 1
+    assert len(matcher._compiler._presets) == 1
     got = matcher.match({"title": "Astana r1", "summary": "r3 ok"})
     assert list(got) == [1]
     assert got[1].terms() == ["astana", "r1"]

@@ -17,7 +17,7 @@ class Document:
     text in Cyrillic is therefore `ru` unless its feed says otherwise.
     """
 
-    __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "memo")
+    __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets", "memo")
 
     def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
         self.title = title or ""
@@ -31,6 +31,7 @@ class Document:
         self._stem_set: set[str] | None = None
         self._word_set: set[str] | None = None
         self._bigrams: set[str] | None = None
+        self._prefix_sets: dict[int, set[str]] = {}
         # Results shared across rules while matching (a preset used by many
         # rules is evaluated once per document).
         self.memo: dict = {}
@@ -70,3 +71,11 @@ class Document:
                 pairs.update(a + " " + b for a, b in zip(norms, norms[1:]))
             self._bigrams = pairs
         return self._bigrams
+
+    def prefix_set(self, length: int) -> set[str]:
+        """First `length` characters of every word that long, both fields."""
+        found = self._prefix_sets.get(length)
+        if found is None:
+            found = {w[:length] for w in self.word_set if len(w) >= length}
+            self._prefix_sets[length] = found
+        return found

@@ -53,7 +53,9 @@ class Evidence:
 
     @classmethod
     def of(cls, hits) -> "Evidence":
-        return cls(tuple(sorted(set(hits), key=Hit.sort_key)))
+        if len(hits) > 1:
+            return cls(tuple(sorted(set(hits), key=Hit.sort_key)))
+        return cls(tuple(hits))
 
     def terms(self) -> list[str]:
         """Distinct matched terms in the order they first appear in the
@@ -66,7 +68,7 @@ Span = tuple[int, int]  # first and last word position, inclusive
 
 def evaluate(rule: Node, doc: Document) -> Evidence | None:
     """Evidence if `rule` matches `doc`, else None (reference semantics)."""
-    hits = collect_hits(rule, doc, leaf_spans)
+    hits = collect_hits(rule, doc)
     return None if hits is None else Evidence.of(hits)
 
 
@@ -103,36 +105,34 @@ def to_hits(term: str, name: str, field: FieldText, spans) -> list[Hit]:
     return [Hit(term, name, field.spans[i][0], field.spans[j][1]) for i, j in spans]
 
 
-def collect_hits(node: Node, doc: Document, spans=leaf_spans) -> list[Hit] | None:
-    """Hits of a matching rule, None if it does not match. `spans(leaf,
-    field)` finds a leaf's occurrences: a scan here, table look-ups in the
-    Matcher (which computes evidence only for rules that matched)."""
+def collect_hits(node: Node, doc: Document) -> list[Hit] | None:
+    """Hits of a matching rule, None if it does not match."""
     if isinstance(node, (Term, Phrase, Prefix)):
         hits: list[Hit] = []
         for name in node.fields:
             field = doc.fields[name]
-            hits += to_hits(node.text, name, field, spans(node, field))
+            hits += to_hits(node.text, name, field, leaf_spans(node, field))
         return hits or None
     if isinstance(node, And):
         hits = []
         for child in node.children:
-            got = collect_hits(child, doc, spans)
+            got = collect_hits(child, doc)
             if got is None:
                 return None
             hits += got
         return hits
     if isinstance(node, Or):
-        found = [got for child in node.children if (got := collect_hits(child, doc, spans)) is not None]
+        found = [got for child in node.children if (got := collect_hits(child, doc)) is not None]
         return [h for got in found for h in got] if found else None
     if isinstance(node, Not):
-        return [] if collect_hits(node.child, doc, spans) is None else None
+        return [] if collect_hits(node.child, doc) is None else None
     if isinstance(node, Near):
         hits = []
         for name in node.left.fields:
             if name not in node.right.fields:
                 continue
             field = doc.fields[name]
-            left, right = near_spans(spans(node.left, field), spans(node.right, field), node.distance)
+            left, right = near_spans(leaf_spans(node.left, field), leaf_spans(node.right, field), node.distance)
             hits += to_hits(node.left.text, name, field, left)
             hits += to_hits(node.right.text, name, field, right)
         return hits or None
@@ -140,5 +140,5 @@ def collect_hits(node: Node, doc: Document, spans=leaf_spans) -> list[Hit] | Non
         actual = doc.source if node.field == "source" else doc.lang
         return [] if actual == node.value else None
     if isinstance(node, PresetRef):
-        return collect_hits(node.rule, doc, spans)
+        return collect_hits(node.rule, doc)
     raise TypeError(f"not a rule node: {node!r}")

@@ -8,48 +8,33 @@ The rule is filed under each feature of its cover (an inverted index). Rules
 with no cover at all (`-tariff`, `lang:ru OR -x`) sit in an always-evaluate
 list.
 
-Matching a document: look its features up to collect candidate rules, test
-each candidate with a compiled predicate that uses the document's look-up
-tables, and collect evidence only for rules that matched. Results equal
+Matching a document: look its features up to collect candidate rules, then
+run each candidate compiled to closures over the document's look-up tables
+(`services.rules.compiled`). Results equal
 `evaluate()` exactly; tests/test_rules_matcher.py checks that with random
 rules and articles.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable
+from typing import Any, Hashable
 
+from services.rules.compiled import Compiler, HitsFn
 from services.rules.document import Document
-from services.rules.evaluate import Evidence, Span, collect_hits, near_spans
-from services.rules.nodes import And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
-from services.rules.parser import parse
-from services.rules.text import FieldText
+from services.rules.evaluate import Evidence
+from services.rules.nodes import And, Meta, Near, Node, Not, Phrase, Prefix, PresetRef, Term
 
-Test = Callable[[Document], bool]
+from services.rules.parser import parse
 Feature = tuple[str, str]  # (table, key); tables: s stem, w word, b word pair, p prefix, m meta
 
 
-def fast_spans(leaf: Term | Phrase | Prefix, field: FieldText) -> list[Span]:
-    """Occurrences of a leaf in a field via the field's look-up tables."""
-    if isinstance(leaf, Term):
-        return [(i, i) for i in field.stem_pos.get(leaf.stem, ())]
-    if isinstance(leaf, Prefix):
-        return [(i, i) for i in field.prefix_pos(len(leaf.prefix)).get(leaf.prefix, ())]
-    words = leaf.words
-    n = len(words)
-    if n == 1:
-        return [(i, i) for i in field.word_pos.get(words[0], ())]
-    norms, target = field.norms, list(words)
-    return [(i, i + n - 1) for i in field.word_pos.get(words[0], ()) if norms[i : i + n] == target]
-
-
 class _Entry:
-    __slots__ = ("id", "key", "rule", "test", "features")
+    __slots__ = ("id", "key", "rule", "hits", "features")
 
-    def __init__(self, id_: int, key: Hashable, rule: Node, test: Test, features: list[Feature] | None):
+    def __init__(self, id_: int, key: Hashable, rule: Node, hits: HitsFn, features: list[Feature] | None):
         self.id = id_
         self.key = key
         self.rule = rule
-        self.test = test
+        self.hits = hits
         self.features = features
 
 
@@ -67,9 +52,9 @@ class Matcher:
         self._tables: dict[str, dict[str, set[int]]] = {t: {} for t in "swbpm"}
         self._prefix_lengths: dict[int, int] = {}
         self._always: set[int] = set()
-        # Presets are shared by many rules: compile each once, and evaluate
-        # each once per document (memoised on the document).
-        self._preset_tests: dict[tuple[str, str], Test] = {}
+        # Presets are shared by many rules: compiled once, evaluated once per
+        # document.
+        self._compiler = Compiler()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,7 +68,7 @@ class Matcher:
             rule = parse(rule, self._presets)
         if key in self._entries:
             self.remove(key)
-        entry = _Entry(self._next_id, key, rule, self._compile(rule), _cover(rule))
+        entry = _Entry(self._next_id, key, rule, self._compiler.compile(rule), _cover(rule))
         self._next_id += 1
         self._entries[key] = entry
         self._by_id[entry.id] = entry
@@ -127,9 +112,8 @@ class Matcher:
             for p in doc.bigrams & pairs.keys():
                 found |= pairs[p]
         if prefixes:
-            word_set = doc.word_set
             for n in self._prefix_lengths:
-                for p in {w[:n] for w in word_set if len(w) >= n} & prefixes.keys():
+                for p in doc.prefix_set(n) & prefixes.keys():
                     found |= prefixes[p]
         if meta:
             for m in ("source=" + doc.source, "lang=" + doc.lang):
@@ -142,81 +126,13 @@ class Matcher:
         doc = Document.from_article(article)
         doc.memo.clear()
         by_id = self._by_id
-        matched = sorted(i for i in self.candidates(doc) if by_id[i].test(doc))
-        out: dict[Hashable, Evidence] = {}
-        for i in matched:
-            entry = by_id[i]
-            out[entry.key] = Evidence.of(collect_hits(entry.rule, doc, fast_spans))
-        return out
-
-    # -- compiling predicates ------------------------------------------
-    def _compile(self, node: Node) -> Test:
-        if isinstance(node, Term):
-            stem = node.stem
-            if len(node.fields) == 2:
-                return lambda d: stem in d.stem_set
-            name = node.fields[0]
-            return lambda d: stem in d.fields[name].stem_pos
-        if isinstance(node, Phrase) and len(node.words) == 1:
-            word = node.words[0]
-            if len(node.fields) == 2:
-                return lambda d: word in d.word_set
-            name = node.fields[0]
-            return lambda d: word in d.fields[name].word_pos
-        if isinstance(node, (Phrase, Prefix)):
-            names = node.fields
-            return lambda d: any(fast_spans(node, d.fields[n]) for n in names)
-        if isinstance(node, Near):
-            names = [n for n in node.left.fields if n in node.right.fields]
-            left, right, distance = node.left, node.right, node.distance
-
-            def near(d: Document) -> bool:
-                for n in names:
-                    field = d.fields[n]
-                    a = fast_spans(left, field)
-                    if a and near_spans(a, fast_spans(right, field), distance)[0]:
-                        return True
-                return False
-
-            return near
-        if isinstance(node, Meta):
-            value = node.value
-            if node.field == "source":
-                return lambda d: d.source == value
-            return lambda d: d.lang == value
-        if isinstance(node, Not):
-            inner = self._compile(node.child)
-            return lambda d: not inner(d)
-        if isinstance(node, And):
-            tests = [self._compile(c) for c in node.children]
-            if len(tests) == 2:
-                a, b = tests
-                return lambda d: a(d) and b(d)
-            return lambda d: all(t(d) for t in tests)
-        if isinstance(node, Or):
-            tests = [self._compile(c) for c in node.children]
-            if len(tests) == 2:
-                a, b = tests
-                return lambda d: a(d) or b(d)
-            return lambda d: any(t(d) for t in tests)
-        if isinstance(node, PresetRef):
-            return self._preset_test(node)
-        raise TypeError(f"not a rule node: {node!r}")
-
-    def _preset_test(self, node: PresetRef) -> Test:
-        key = (node.kind, node.name)
-        test = self._preset_tests.get(key)
-        if test is None:
-            inner = self._compile(node.rule)
-
-            def test(d: Document) -> bool:
-                memo = d.memo
-                if key not in memo:
-                    memo[key] = inner(d)
-                return memo[key]
-
-            self._preset_tests[key] = test
-        return test
+        found = []
+        for i in self.candidates(doc):
+            hits = by_id[i].hits(doc)
+            if hits is not None:
+                found.append((i, hits))
+        found.sort(key=lambda pair: pair[0])  # the order rules were added
+        return {by_id[i].key: Evidence.of(hits) for i, hits in found}
 
 
 # -- covers ------------------------------------------------------------

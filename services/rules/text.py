@@ -20,8 +20,15 @@ import snowballstemmer
 # decomposed "и" + U+0306 must stay the single letter й.
 _MARKS = "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 # Underscores are replaced by spaces before matching (same length, so offsets
-# survive), which makes `\w` mean exactly "isalnum" here.
-_WORD_RE = re.compile(rf"\w[\w{_MARKS}]*")
+# survive), which makes `\w` mean exactly "isalnum" here. The pattern that
+# allows marks is twice as slow, and marks are rare: use it only when needed.
+_WORD_RE = re.compile(r"\w+")
+_WORD_MARKS_RE = re.compile(rf"\w[\w{_MARKS}]*")
+_MARK_RE = re.compile(rf"[{_MARKS}]")
+
+
+def _pattern(text: str) -> re.Pattern:
+    return _WORD_MARKS_RE if _MARK_RE.search(text) else _WORD_RE
 
 _ENGLISH = snowballstemmer.stemmer("english")
 _RUSSIAN = snowballstemmer.stemmer("russian")
@@ -89,7 +96,7 @@ def iter_words(text: str):
     """(original word, start, end) for every word of `text`."""
     if "_" in text:
         text = text.replace("_", " ")
-    for m in _WORD_RE.finditer(text):
+    for m in _pattern(text).finditer(text):
         yield m.group(), m.start(), m.end()
 
 
@@ -102,27 +109,30 @@ class FieldText:
     """One tokenised field: parallel lists of normalised words, stems and
     (start, end) offsets, plus lookup tables built on first use."""
 
-    __slots__ = ("text", "norms", "stems", "spans", "_stem_pos", "_word_pos", "_prefix_pos")
+    __slots__ = ("text", "norms", "stems", "_scan", "_pattern", "_spans", "_stem_pos", "_word_pos", "_prefix_pos")
 
     def __init__(self, text: str):
         self.text = text
-        norms: list[str] = []
-        stems: list[str] = []
-        spans: list[tuple[int, int]] = []
-        cache = _word_cache
         scan = text.replace("_", " ") if "_" in text else text
-        for m in _WORD_RE.finditer(scan):
-            w = m.group()
-            forms = cache.get(w) or word_forms(w)
-            norms.append(forms[0])
-            stems.append(forms[1])
-            spans.append(m.span())
-        self.norms = norms
-        self.stems = stems
-        self.spans = spans
+        pattern = _pattern(scan)
+        get = _word_cache.get
+        forms = [get(w) or word_forms(w) for w in pattern.findall(scan)]
+        self.norms = [f[0] for f in forms]
+        self.stems = [f[1] for f in forms]
+        self._scan = scan
+        self._pattern = pattern
+        self._spans: list[tuple[int, int]] | None = None
         self._stem_pos: dict[str, list[int]] | None = None
         self._word_pos: dict[str, list[int]] | None = None
         self._prefix_pos: dict[int, dict[str, list[int]]] = {}
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each word; only evidence needs them, so they are
+        found on first use (same pattern, so the same words)."""
+        if self._spans is None:
+            self._spans = [m.span() for m in self._pattern.finditer(self._scan)]
+        return self._spans
 
     @property
     def stem_pos(self) -> dict[str, list[int]]:
@@ -160,12 +170,13 @@ def _positions(items: list[str]) -> dict[str, list[int]]:
     return table
 
 
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_CYRILLIC_RE = re.compile(r"[\u0400-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f]")
+
+
 def is_mostly_cyrillic(text: str) -> bool:
     """True when more than half of the letters are Cyrillic."""
-    cyrillic = letters = 0
-    for ch in text:
-        if ch.isalpha():
-            letters += 1
-            if "\u0400" <= ch <= "\u052f" or _script(ch) == "cyrillic":
-                cyrillic += 1
-    return letters > 0 and cyrillic * 2 > letters
+    if text.isascii():
+        return False
+    letters = len(_LETTER_RE.findall(text))
+    return letters > 0 and len(_CYRILLIC_RE.findall(text)) * 2 > letters

@@ -1,0 +1,287 @@
+"""Benchmark: the indexed Matcher against the simple loop and the tokenising floor.
+
+    .venv/bin/python benchmarks/match.py            # 1k, 10k, 100k rules (a few minutes)
+    .venv/bin/python benchmarks/match.py --quick    # 1k and 10k rules
+    .venv/bin/python benchmarks/match.py --reuters PATH/ReutersGrain-train.arff
+
+Articles: 1,000 of them. With Reuters text (Debian's weka package, see
+../shared/README.md; `--fetch-reuters` unpacks it under var/weka) 90% are
+Reuters stories (title = first line, summary = the next ~90 words) and 10%
+generated Russian items (pseudo-words with Russian endings); without it all are generated from a word list.
+
+Rules: drawn from the articles' own vocabulary (words of 4+ letters that are
+not stop words and occur at least twice, each equally likely: most
+subscriptions are narrow). The mix: single terms and small ORs,
+phrases taken from real adjacent word pairs, prefixes, title-only terms, AND
+with NOT, NEAR, source:/lang: filters, country:/topic: presets and a few pure
+negations (which the index must test on every article).
+
+Figures: articles/s and p99 per article (tokenising included: matching takes
+the raw article), build time (parse + index), memory (RSS growth while
+building), the same loop with `evaluate()` per rule (timed on a sample of
+articles and extrapolated where a full run would be too slow: the output says
+so), and tokenising alone. Word caches are warmed first so both sides see the
+steady state of a long-running worker.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.rules import Document, Matcher, evaluate, parse  # noqa: E402
+from services.rules.presets import default_presets  # noqa: E402
+
+DEFAULT_REUTERS = ROOT / "var" / "weka" / "usr" / "share" / "doc" / "weka" / "examples" / "ReutersGrain-train.arff"
+STOP = set(
+    """the and for that with from this have were will said would their which about there been
+    after also into more than they them other year over last some could first this what when where
+    while under such only said mln pct dlrs reuter week told because between those these should""".split()
+)
+RU_WORDS = """нефть нефти нефтью трубопровод трубопровода трубопроводе пошлина пошлины пошлин
+экспорт экспорта экспортные импорт импорта тенге курс курса доллар доллара рубль рубля
+банк банка банком национальный национального правительство правительства министр министерство
+казахстан казахстана узбекистан узбекистана киргизия таджикистан туркменистан астана ташкент
+бишкек душанбе ашхабад газ газа газопровод поставки поставок санкции санкций компания компании
+решение решения повысил повысила снизил снизила тариф тарифы тарифов электроэнергию зерно
+пшеница пшеницы урожай урожая цены цен рынок рынка торговля торговли таможенный таможенные""".split()
+
+
+# -- articles ----------------------------------------------------------
+def read_reuters(path: Path) -> list[str]:
+    text = path.read_text(encoding="latin-1")
+    data = text[text.index("@data") :]
+    rows = re.findall(r"'((?:[^'\\]|\\.)*)',\s*\d", data)
+    return [re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), r) for r in rows]
+
+
+_SYLLABLES = [c + v for c in "бвгдзклмнпрстфхцчшщ" for v in "аеиоуыяю"]
+_ENDINGS = ["", "а", "ы", "ов", "ами", "е", "ой", "ий", "ая", "ых", "ение", "ости"]
+
+
+def russian_vocabulary(rng: random.Random, size: int = 4000) -> list[str]:
+    """Cyrillic pseudo-words with Russian endings (no free Russian corpus is
+    at hand): a large vocabulary, so Russian items are as varied as real ones."""
+    stems = {"".join(rng.choices(_SYLLABLES, k=rng.randint(2, 3))) for _ in range(size // 3)}
+    return sorted({s + e for s in stems for e in rng.sample(_ENDINGS, 3)})
+
+
+RU_VOCAB = russian_vocabulary(random.Random(7))
+_RU_WEIGHTS = [1 / (i + 10) for i in range(len(RU_VOCAB))]  # Zipf-like
+
+
+def russian_article(rng: random.Random) -> dict:
+    n = rng.randint(60, 110)
+    words = [rng.choice(RU_WORDS) if rng.random() < 0.1 else w
+             for w in rng.choices(RU_VOCAB, _RU_WEIGHTS, k=n)]
+    title = " ".join(words[:8]).capitalize()
+    summary = ". ".join(" ".join(words[i : i + 12]).capitalize() for i in range(8, len(words), 12))
+    return {"title": title, "summary": summary, "source": rng.choice(["kursiv", "tengrinews", "24kz"])}
+
+
+def vocabulary_texts(articles: list[dict], reuters: Path | None) -> list[str]:
+    """Text the rule words are drawn from: every Reuters file beside the
+    given one (a larger vocabulary than the 1,000 articles), else the
+    articles themselves; plus the Russian word list."""
+    texts = [a["title"] + "\n" + a["summary"] for a in articles] + [" ".join(RU_WORDS + RU_VOCAB)]
+    if reuters and reuters.exists():
+        for path in sorted(reuters.parent.glob("Reuters*.arff")):
+            texts += read_reuters(path)
+    return texts
+
+
+def make_articles(n: int, rng: random.Random, reuters: Path | None) -> tuple[list[dict], str]:
+    if reuters and reuters.exists():
+        stories = read_reuters(reuters)
+        articles = []
+        for i in range(n):
+            if i % 10 == 9:
+                articles.append(russian_article(rng))
+                continue
+            story = stories[i % len(stories)].strip()
+            first, _, rest = story.partition("\n")
+            summary = " ".join(rest.split()[: rng.randint(60, 120)])
+            articles.append({"title": first.strip(), "summary": summary,
+                             "source": rng.choice(["reuters", "reuters", "ap", "bloomberg"])})
+        return articles, f"Reuters ({reuters.name}, {len(stories)} stories) + 10% generated Russian"
+    vocab = [f"{a}{b}" for a in ("tar", "ex", "oil", "gas", "ban", "pip", "sanc", "cur", "gra", "whe",
+                                 "ton", "pri", "mar", "tra", "duty", "rate")
+             for b in ("iff", "port", "field", "line", "ks", "tion", "rency", "in", "at", "nes", "ce",
+                       "ket", "de", "s", "ed", "ing", "er", "al", "ity", "ous")]
+    weights = [1 / (i + 1) for i in range(len(vocab))]
+    articles = []
+    for i in range(n):
+        if i % 10 == 9:
+            articles.append(russian_article(rng))
+            continue
+        words = rng.choices(vocab, weights, k=rng.randint(70, 130))
+        articles.append({"title": " ".join(words[:9]), "summary": " ".join(words[9:]), "source": "reuters"})
+    return articles, "generated English-like words + 10% generated Russian (no Reuters file)"
+
+
+# -- rules -------------------------------------------------------------
+class RuleMaker:
+    def __init__(self, texts: list[str], rng: random.Random):
+        self.rng = rng
+        counts: Counter[str] = Counter()
+        pairs: Counter[tuple[str, str]] = Counter()
+        for text in texts:
+            words = re.findall(r"\w+", text.lower())
+            counts.update(words)
+            pairs.update(zip(words, words[1:]))
+        # Every distinct word is equally likely, so most rules are narrow, as
+        # most subscriptions are. The 300 most frequent words are left out:
+        # nobody subscribes to "reuters" or "said".
+        common = {w for w, _ in counts.most_common(300)}
+        words = [w for w in counts if len(w) >= 4 and w.isalpha() and w not in STOP and w not in common]
+        self.words = words
+        self.weights = [1.0] * len(words)
+        good = [p for p in pairs if len(p[0]) >= 3 and len(p[1]) >= 3
+                and p[0] not in common and p[1] not in common]
+        self.pairs = good
+        self.pair_weights = [1.0] * len(good)
+
+    def word(self) -> str:
+        return self.rng.choices(self.words, self.weights)[0]
+
+    def phrase(self) -> str:
+        a, b = self.rng.choices(self.pairs, self.pair_weights)[0]
+        return f'"{a} {b}"'
+
+    def rule(self) -> str:
+        r, w = self.rng.random(), self.word
+        if r < 0.25:
+            return w()
+        if r < 0.40:
+            return " OR ".join(w() for _ in range(self.rng.randint(2, 4)))
+        if r < 0.52:
+            return f"{self.phrase()} OR {w()}" if self.rng.random() < 0.3 else self.phrase()
+        if r < 0.60:
+            return f"{w()[: self.rng.randint(4, 6)]}* {w()}"
+        if r < 0.70:
+            return f"title:{w()} {w()}"
+        if r < 0.80:
+            return f"{w()} -({w()} OR {w()})" if self.rng.random() < 0.5 else f"{w()} {w()} -{w()}"
+        if r < 0.85:
+            return f"{w()} NEAR/{self.rng.randint(2, 8)} {w()}"
+        if r < 0.92:
+            return f"{self.rng.choice(['lang:ru', 'lang:en', 'source:reuters', 'source:kursiv'])} ({w()} OR {w()})"
+        if r < 0.92 + 0.03:
+            preset = self.rng.choice(["country:KZ", "country:UZ", "topic:tariffs", "topic:fx",
+                                      "topic:sanctions", "topic:pipeline-disruption"])
+            return f"{preset} {w()}" if self.rng.random() < 0.9 else preset
+        if r < 0.999:
+            return f"{w()} OR {w()} OR {self.phrase()}"
+        # 0.1%: no positive feature, so tested on every article (and matching
+        # nearly all of them).
+        return f"-{w()} -{w()}"
+
+
+# -- measuring ---------------------------------------------------------
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def time_each(fn, items) -> list[float]:
+    out = []
+    clock = time.perf_counter
+    for item in items:
+        t0 = clock()
+        fn(item)
+        out.append(clock() - t0)
+    return out
+
+
+def fetch_reuters() -> None:
+    target = ROOT / "var" / "weka"
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", "weka"], cwd=target, check=True)
+    deb = sorted(target.glob("weka_*.deb"))[-1]
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1k and 10k rules only, smaller samples")
+    ap.add_argument("--reuters", type=Path, default=DEFAULT_REUTERS, help="ReutersGrain-train.arff")
+    ap.add_argument("--fetch-reuters", action="store_true", help="apt-get download weka into var/weka")
+    ap.add_argument("--articles", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=4)
+    args = ap.parse_args()
+    if args.fetch_reuters:
+        fetch_reuters()
+    rng = random.Random(args.seed)
+    articles, origin = make_articles(args.articles, rng, args.reuters)
+    maker = RuleMaker(vocabulary_texts(articles, args.reuters), rng)
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    # Evaluations of the simple loop we are willing to time per size.
+    simple_budget = 300_000 if args.quick else 1_000_000
+    words = sum(len(Document.from_article(a).fields["summary"].norms) for a in articles) / len(articles)
+    print(f"articles: {len(articles)} from {origin}; ~{words:.0f} summary words each")
+    print(f"rule vocabulary: {len(maker.words)} words, {len(maker.pairs)} word pairs; python {sys.version.split()[0]}")
+
+    presets = default_presets()
+    docs = [Document.from_article(a) for a in articles]  # warms the word cache
+    floor = time_each(Document.from_article, articles)
+    floor_rate = len(articles) / sum(floor)
+    print(f"\ntokenising alone (the floor): {floor_rate:,.0f} articles/s, p99 {p99(floor) * 1e3:.3f} ms")
+
+    header = f"{'rules':>8} | {'indexed art/s':>13} {'p99 ms':>8} {'build s':>8} {'mem MB':>7} {'cand/art':>9} {'hits/art':>8}" \
+             f" | {'simple art/s':>12} {'p99 ms':>8} {'sample':>6} | {'speed-up':>8} {'x floor':>7}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for size in sizes:
+        queries = [maker.rule() for _ in range(size)]
+        gc.collect()
+        rss0 = rss_mb()
+        t0 = time.perf_counter()
+        rules = [parse(q, presets) for q in queries]
+        matcher = Matcher(presets)
+        for i, rule in enumerate(rules):
+            matcher.add(i, rule)
+        build = time.perf_counter() - t0
+        gc.collect()
+        mem = rss_mb() - rss0
+
+        matched = []
+        indexed = time_each(lambda a: matched.append(len(matcher.match(a))), articles)
+        rate = len(articles) / sum(indexed)
+        candidates = sum(len(matcher.candidates(d)) for d in docs[:200]) / min(200, len(docs))
+
+        sample_n = max(5, min(len(articles), simple_budget // size))
+        sample = articles[:: max(1, len(articles) // sample_n)][:sample_n]
+
+        def simple(article):
+            doc = Document.from_article(article)
+            return [i for i, rule in enumerate(rules) if evaluate(rule, doc) is not None]
+
+        slow = time_each(simple, sample)
+        slow_rate = len(sample) / sum(slow)
+        note = "" if len(sample) == len(articles) else "*"
+        print(f"{size:>8,} | {rate:>13,.0f} {p99(indexed) * 1e3:>8.3f} {build:>8.2f} {mem:>7.0f} {candidates:>9,.0f}"
+              f" {sum(matched) / len(matched):>8.1f} | {slow_rate:>12,.1f} {p99(slow) * 1e3:>8.1f} {len(sample):>5}{note:1}"
+              f" | {rate / slow_rate:>7,.0f}x {floor_rate / rate:>6.1f}x")
+        del matcher, rules
+        gc.collect()
+    print("\n* simple loop timed on that many evenly spaced articles and extrapolated to articles/s")
+    print("x floor = indexed time per article / tokenising time per article (target <= 3 at 10k)")
+
+
+if __name__ == "__main__":
+    main()
