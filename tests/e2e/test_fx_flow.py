@@ -2,6 +2,7 @@
 loopback server serves an NBK rates file, `tulpar poll --once` reads it, a
 Celery worker delivers to an aiosmtpd server and a webhook receiver."""
 import json
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -26,21 +27,30 @@ NBK = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-@pytest.fixture
-def fx_service(service, file_server, webhook_sink):
-    """The harness's service, configured with an NBK rate source and one FX rule."""
-    service.config.write_text(f"""
+CONFIG = """
 allow_private_targets: true
 sources:
   - name: nbk
     kind: nbk
-    url: {file_server.url}/rates/get_rates.xml
-    interval: 1h
+    url: {base}/rates/get_rates.xml
+    interval: {interval}
 subscriptions:
   - name: tenge-weakens
     fx: {{pair: KZT/USD, change_pct: 1.0, direction: down}}
-    channels: [mailto:fx-desk@example.com, {webhook_sink.url}/hooks/fx]
-""")
+    channels: [mailto:fx-desk@example.com, {hooks}/hooks/fx]
+"""
+
+
+@pytest.fixture
+def fx_service(service, file_server, webhook_sink):
+    """The harness's service, configured with an NBK rate source and one FX
+    rule; `configure(interval)` rewrites the config (before the worker starts)."""
+    def configure(interval: str = "1h") -> None:
+        service.config.write_text(CONFIG.format(base=file_server.url, interval=interval,
+                                                hooks=webhook_sink.url))
+
+    configure()
+    service.configure = configure
     (file_server.root / "rates").mkdir()
     start = date.today() - timedelta(days=10)
 
@@ -105,3 +115,19 @@ def test_rate_move_alerts_once_then_not_until_it_comes_back_and_moves_again(fx_s
     assert "1 fx alerts, 2 deliveries queued" in poll(svc)
     settled(svc, mail_sink, webhook_sink, 2)
     assert len(svc.store.deliveries()) == 4
+
+
+def test_the_worker_polls_rate_sources_on_its_own(fx_service, mail_sink, webhook_sink):
+    """Beat schedules the rate source like a feed; the poll task hands it to
+    the currency pipeline. Polled every second, a move still alerts once."""
+    svc = fx_service
+    svc.configure(interval="1s")
+    svc.publish(0, "500.00")
+    svc.start_worker()
+    wait_until(lambda: (state := svc.store.source_state("nbk")) and state.last_ok_at,
+               what="the first rate poll", log=svc.log)
+    svc.publish(1, "510.00")
+    settled(svc, mail_sink, webhook_sink, 1)
+    time.sleep(4)  # several more polls of the same file
+    settled(svc, mail_sink, webhook_sink, 1)
+    assert "tulpar.fx_alert" in webhook_sink.delivered()[0]["body"]
