@@ -352,3 +352,32 @@ def test_the_config_example_in_the_docs_loads():
     cfg = config.parse(example, "docs/fx-alerts.md")
     assert {s.kind for s in cfg.sources} <= pipeline_fx.RATE_KINDS
     assert len(pipeline_fx.fx_subscriptions(cfg.subscriptions)) == len(cfg.subscriptions)
+
+
+def test_racing_polls_of_one_move_alert_once(desk_for):
+    """Several workers poll the same new file at the same moment (beat and a
+    manual poll, a slow previous round): one commit wins, the others write
+    nothing and say so; the move gives exactly one alert."""
+    import threading
+
+    desk = desk_for({"watch": USD_UP_1, "level": ABOVE_505})
+    desk.publish(0, "500")
+    desk.poll(0)
+    desk.publish(1, "510")
+    start, reports = threading.Barrier(4), []
+
+    def racer():
+        start.wait()
+        reports.append(desk.poll(1))
+
+    threads = [threading.Thread(target=racer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(reports) == 4
+    won = [r for r in reports if r.error is None and r.new]
+    assert all(r.error is None or r.transient for r in reports), [r.error for r in reports]
+    assert len(won) == 1 and won[0].alerts == 2
+    assert len(desk.store.deliveries()) == 2 * len(CHANNELS)
+    assert rate_store.observation_count(desk.store) == 6

@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 from sqlalchemy.orm import Session
 
 from services.fx.quote import Quote
@@ -133,17 +134,25 @@ def save_rule_states(store: Store, updates: Mapping[str, RuleStateUpdate]) -> No
 
 
 def _save_states(s: Session, updates: Mapping[str, RuleStateUpdate]) -> None:
-    for name, update in sorted(updates.items()):
-        row = s.get(FxRuleState, name)
-        found = row.evaluated_until if row is not None else None
-        if found != update.expected_until:
+    # The compare is in the UPDATE's WHERE (or the primary key, for a first
+    # row), not in Python: on PostgreSQL a racing transaction blocks on the
+    # row, then finds it changed and updates nothing, instead of overwriting.
+    for name, change in sorted(updates.items()):
+        values = {"armed": change.new.state.armed, "last_fired_at": change.new.state.last_fired_at,
+                  "evaluated_until": change.new.evaluated_until}
+        if change.expected_until is None:
+            if s.get(FxRuleState, name) is not None:
+                raise StaleRuleState(f"fx rule state of {name!r} was created by another poll")
+            s.add(FxRuleState(subscription=name, **values))
+            s.flush()  # a racing insert of the same name fails here, inside the transaction
+            continue
+        done = s.execute(sa_update(FxRuleState)
+                         .where(FxRuleState.subscription == name,
+                                FxRuleState.evaluated_until == change.expected_until)
+                         .values(**values))
+        if done.rowcount != 1:
             raise StaleRuleState(f"fx rule state of {name!r} changed under us "
-                                 f"(expected {update.expected_until}, found {found})")
-        row = row or FxRuleState(subscription=name)
-        row.armed = update.new.state.armed
-        row.last_fired_at = update.new.state.last_fired_at
-        row.evaluated_until = update.new.evaluated_until
-        s.add(row)
+                                 f"(expected evaluated until {change.expected_until})")
 
 
 def _add_deliveries(s: Session, deliveries: Sequence[NewDelivery], now: datetime) -> list[Delivery]:
