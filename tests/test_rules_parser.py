@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.rules import RuleError, load_presets, parse
 from services.rules.nodes import Meta, Near, Not, Phrase, Prefix, PresetRef, Term
@@ -103,6 +105,8 @@ def test_preset_effective_rule_is_query_and_not_exclude():
         ("ur*an", "'*' may only end a prefix, like uran*", 3),
         ("*", "a prefix must be one word of letters or digits, like uran*", 1),
         ("co-op*", "a prefix must be one word of letters or digits, like uran*", 1),
+        ("(" * 51 + "a" + ")" * 51, "nested more than 50 levels deep", 51),
+        ("-" * 60 + "a", "nested more than 50 levels deep", 51),
     ],
 )
 def test_errors_name_the_column(query, message, column):
@@ -119,3 +123,19 @@ def test_display_puts_a_caret_under_the_column():
     assert str(caught.value) == "unbalanced parenthesis at column 11"
     assert caught.value.display(query) == "tariff OR (duty\n          ^"
     assert RuleError("x", 3).display("a\tb c") == "a\tb c\n \t^"
+
+
+QUERY_CHARS = st.sampled_from(list('ab ()"-*:/') + ["AND ", "OR ", "NOT ", "NEAR/2 ", "NEAR ", "title:",
+                                                     "source:", "topic:tariffs", "country:", "ё", "5"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(QUERY_CHARS, max_size=20).map("".join))
+def test_any_text_parses_or_raises_rule_error(query):
+    try:
+        rule = parse(query, PRESETS)
+    except RuleError as err:
+        assert 1 <= err.column <= len(query) + 1
+        assert err.display(query).startswith(query + "\n")
+    else:
+        assert parse(rule.render(), PRESETS) == rule

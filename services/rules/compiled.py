@@ -1,8 +1,10 @@
-"""Rules compiled to closures over a document's look-up tables (the Matcher's
-exact step).
+"""Evidence for the Matcher: rules compiled to closures over a document's
+look-up tables.
 
-`compile_rule(node)` returns `hits(doc) -> list[Hit] | None` with exactly the
-meaning of `evaluate.collect_hits` (None: no match). Two things make it fast:
+`Compiler().compile(node)` returns `hits(doc) -> list[Hit] | None` with
+exactly the meaning of `evaluate.collect_hits` (None: no match). The Matcher
+decides matches with `services.rules.predicate` and calls these only when
+evidence is asked for. Two things make it fast:
 leaves look words up in per-document tables instead of scanning, and the plain
 leaves of an OR (terms, one-word phrases, prefixes, typically dozens in a
 preset) are tested together with one set intersection per kind.
@@ -195,8 +197,8 @@ class Compiler:
         return near
 
     def _preset(self, node: PresetRef) -> HitsFn:
-        key = id(node.rule)
-        known = self._presets.get(key)
+        key = ("h", id(node.rule))
+        known = self._presets.get(key[1])
         if known is not None:
             return known[1]
         inner = self.compile(node.rule)
@@ -207,5 +209,5 @@ class Compiler:
                 memo[key] = inner(d)
             return memo[key]
 
-        self._presets[key] = (node.rule, preset)
+        self._presets[key[1]] = (node.rule, preset)
         return preset

@@ -9,32 +9,38 @@ with no cover at all (`-tariff`, `lang:ru OR -x`) sit in an always-evaluate
 list.
 
 Matching a document: look its features up to collect candidate rules, then
-run each candidate compiled to closures over the document's look-up tables
-(`services.rules.compiled`). Results equal
+run each candidate's compiled yes/no test over the document's look-up tables
+(`services.rules.predicate`). Evidence is computed when first asked for
+(`services.rules.compiled`), from the same document. Results equal
 `evaluate()` exactly; tests/test_rules_matcher.py checks that with random
 rules and articles.
 """
 from __future__ import annotations
 
+import gc
+from functools import partial
 from typing import Any, Hashable
 
 from services.rules.compiled import Compiler, HitsFn
+from services.rules.predicate import PredicateCompiler, Test
 from services.rules.document import Document
 from services.rules.evaluate import Evidence
 from services.rules.nodes import And, Meta, Near, Node, Not, Phrase, Prefix, PresetRef, Term
 
 from services.rules.parser import parse
+PREFIX_KEY = 4
 Feature = tuple[str, str]  # (table, key); tables: s stem, w word, b word pair, p prefix, m meta
 
 
 class _Entry:
-    __slots__ = ("id", "key", "rule", "hits", "features")
+    __slots__ = ("id", "key", "rule", "test", "hits", "features")
 
-    def __init__(self, id_: int, key: Hashable, rule: Node, hits: HitsFn, features: list[Feature] | None):
+    def __init__(self, id_: int, key: Hashable, rule: Node, test: Test, features: list[Feature] | None):
         self.id = id_
         self.key = key
         self.rule = rule
-        self.hits = hits
+        self.test = test
+        self.hits: HitsFn | None = None  # compiled when evidence is first asked for
         self.features = features
 
 
@@ -54,7 +60,9 @@ class Matcher:
         self._always: set[int] = set()
         # Presets are shared by many rules: compiled once, evaluated once per
         # document.
+        self._predicates = PredicateCompiler()
         self._compiler = Compiler()
+        self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,7 +76,7 @@ class Matcher:
             rule = parse(rule, self._presets)
         if key in self._entries:
             self.remove(key)
-        entry = _Entry(self._next_id, key, rule, self._compiler.compile(rule), _cover(rule))
+        entry = _Entry(self._next_id, key, rule, self._predicates.compile(rule), _cover(rule, self._preset_covers))
         self._next_id += 1
         self._entries[key] = entry
         self._by_id[entry.id] = entry
@@ -80,6 +88,21 @@ class Matcher:
             if table == "p":
                 n = len(feature)
                 self._prefix_lengths[n] = self._prefix_lengths.get(n, 0) + 1
+
+    def add_many(self, items) -> None:
+        """`add` for each (key, rule) pair, with Python's cyclic garbage
+        collector paused: loading 100k rules allocates millions of small
+        objects, and the collector would rescan the growing heap over and
+        over (about 70% of the load time). The index makes no reference
+        cycles, so nothing is lost by waiting."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for key, rule in items:
+                self.add(key, rule)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def remove(self, key: Hashable) -> None:
         """Drop the rule under `key` (KeyError if there is none)."""
@@ -126,13 +149,16 @@ class Matcher:
         doc = Document.from_article(article)
         doc.memo.clear()
         by_id = self._by_id
-        found = []
-        for i in self.candidates(doc):
-            hits = by_id[i].hits(doc)
-            if hits is not None:
-                found.append((i, hits))
-        found.sort(key=lambda pair: pair[0])  # the order rules were added
-        return {by_id[i].key: Evidence.of(hits) for i, hits in found}
+        found = sorted(i for i in self.candidates(doc) if by_id[i].test(doc))  # ids: the order rules were added
+        return {by_id[i].key: Evidence.lazy(partial(self._evidence, by_id[i], doc)) for i in found}
+
+    def _evidence(self, entry: _Entry, doc: Document) -> list:
+        if entry.hits is None:
+            entry.hits = self._compiler.compile(entry.rule)
+        hits = entry.hits(doc)
+        if hits is None:  # the test said it matches: the two must agree
+            raise AssertionError(f"evidence disagrees with the match for rule {entry.key!r}")
+        return hits
 
 
 # -- covers ------------------------------------------------------------
@@ -153,13 +179,17 @@ def _cover_score(cover: list[Feature]) -> float:
     return min(map(_feature_score, cover)) - 0.5 * (len(cover) - 1)
 
 
-def _cover(node: Node) -> list[Feature] | None:
+def _cover(node: Node, presets: dict) -> list[Feature] | None:
     """Features of which any match must contain at least one (None: the
-    rule can match without any, e.g. under NOT)."""
+    rule can match without any, e.g. under NOT). `presets` caches the cover
+    of each preset tree by id (the tree is kept alive alongside)."""
     if isinstance(node, Term):
         return [("s", node.stem)]
     if isinstance(node, Prefix):
-        return [("p", node.prefix)]
+        # Filed under at most its first PREFIX_KEY characters, so a document
+        # needs at most PREFIX_KEY prefix sets however many prefix lengths
+        # the rules use; the exact test then checks the whole prefix.
+        return [("p", node.prefix[:PREFIX_KEY])]
     if isinstance(node, Phrase):
         words = node.words
         if len(words) == 1:
@@ -169,12 +199,15 @@ def _cover(node: Node) -> list[Feature] | None:
     if isinstance(node, Meta):
         return [("m", f"{node.field}={node.value}")]
     if isinstance(node, Near):
-        return max(_cover(node.left), _cover(node.right), key=_cover_score)
+        return max(_cover(node.left, presets), _cover(node.right, presets), key=_cover_score)
     if isinstance(node, PresetRef):
-        return _cover(node.rule)
+        known = presets.get(id(node.rule))
+        if known is None:
+            known = presets[id(node.rule)] = (node.rule, _cover(node.rule, presets))
+        return known[1]
     if isinstance(node, Not):
         return None
-    covers = [_cover(c) for c in node.children]
+    covers = [_cover(c, presets) for c in node.children]
     if isinstance(node, And):
         usable = [c for c in covers if c is not None]
         return max(usable, key=_cover_score) if usable else None

@@ -11,7 +11,7 @@ VALUE_FIELD_NAMES = ("source", "lang", "country", "topic")
 MAX_NEAR = 1000
 
 _FIELD_RE = re.compile(r"([A-Za-z]+):")
-_STOP = set('()"')
+_CHUNK_RE = re.compile(r'[^\s()"]*')
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ def _quoted(query: str, i: int) -> tuple[str, int]:
 def _chunk(query: str, i: int, tokens: list[Token]) -> int:
     """A run of characters up to whitespace, a parenthesis or a quote: an
     operator, a field prefix, a term or a prefix."""
-    start, n = i, len(query)
+    start = i
     col = start + 1
     field = _FIELD_RE.match(query, i)
     if field:
@@ -74,20 +74,17 @@ def _chunk(query: str, i: int, tokens: list[Token]) -> int:
             tokens.append(Token("FIELD", name, col))
             return after
         if name in VALUE_FIELD_NAMES:
-            if after < n and query[after] == '"':
+            if query[after : after + 1] == '"':
                 value, end = _quoted(query, after)
             else:
-                end = after
-                while end < n and not query[end].isspace() and query[end] not in _STOP:
-                    end += 1
+                end = _CHUNK_RE.match(query, after).end()
                 value = query[after:end]
             if not value.strip():
                 raise RuleError(f"{name}: needs a value", col)
             tokens.append(Token("VALUE", value, col, field=name))
             return end
         raise RuleError(f"unknown field '{field.group(1)}' (known: title, summary, source, lang, country, topic)", col)
-    while i < n and not query[i].isspace() and query[i] not in _STOP:
-        i += 1
+    i = _CHUNK_RE.match(query, i).end()
     text = query[start:i]
     if text in ("AND", "OR", "NOT"):
         tokens.append(Token(text, text, col))

@@ -8,14 +8,18 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Protocol
 
 from services.rules.errors import RuleError
 from services.rules.lexer import ITEM_START, Token, tokenize
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
-from services.rules.text import split_words, stem_normalised
+from services.rules.text import split_forms, split_words
 
 COUNTRIES = ("KZ", "KG", "UZ", "TJ", "TM")
+# Deeper nesting than any real rule; refusing it keeps the recursive parser
+# and evaluators far from Python's recursion limit.
+MAX_DEPTH = 50
 
 
 class PresetSource(Protocol):
@@ -37,6 +41,7 @@ class _Parser:
         self.pos = 0
         self.presets = presets
         self.fields: tuple[str, ...] = BOTH
+        self.depth = 0
 
     # -- token helpers -------------------------------------------------
     def peek(self) -> Token | None:
@@ -84,7 +89,8 @@ class _Parser:
         if tok is not None and tok.kind in ("NOT", "NEG"):
             self.take()
             self._need_item_after(tok)
-            return Not(self.unary())
+            with self._nested(tok):
+                return Not(self.unary())
         return self.near()
 
     def near(self) -> Node:
@@ -123,7 +129,8 @@ class _Parser:
                 raise RuleError("empty parentheses", tok.column)
             if closing is None:
                 raise RuleError("unbalanced parenthesis", tok.column)
-            node = self.or_expr()
+            with self._nested(tok):
+                node = self.or_expr()
             closing = self.peek()
             if closing is None or closing.kind != "RP":
                 raise RuleError("unbalanced parenthesis", tok.column)
@@ -155,14 +162,14 @@ class _Parser:
         raise RuleError(f"unexpected {tok.text}", tok.column)  # pragma: no cover
 
     def term(self, tok: Token) -> Node:
-        words = split_words(tok.text)
-        if not words:
+        forms = split_forms(tok.text)
+        if not forms:
             raise RuleError(f"'{tok.text}' has no letters or digits", tok.column)
-        if len(words) > 1:
+        if len(forms) > 1:
             # `co-op`, `u.s.`: punctuation splits words, so the term reads as
             # the phrase of its words.
-            return Phrase(tok.text, tuple(words), self.fields)
-        return Term(tok.text, words[0], stem_normalised(words[0]), self.fields)
+            return Phrase(tok.text, tuple(norm for norm, _ in forms), self.fields)
+        return Term(tok.text, forms[0][0], forms[0][1], self.fields)
 
     def value(self, tok: Token) -> Node:
         field, value = tok.field, tok.text
@@ -187,6 +194,16 @@ class _Parser:
         if rule is None:
             raise RuleError(f"unknown {kind} '{name}'", tok.column)
         return PresetRef(kind, name, rule)
+
+    @contextmanager
+    def _nested(self, tok: Token):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise RuleError(f"nested more than {MAX_DEPTH} levels deep", tok.column)
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _need_item_after(self, tok: Token) -> None:
         nxt = self.peek()

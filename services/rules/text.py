@@ -100,9 +100,16 @@ def iter_words(text: str):
         yield m.group(), m.start(), m.end()
 
 
+def split_forms(text: str) -> list[tuple[str, str]]:
+    """(normalised, stem) of each word of `text` (rule terms and phrases)."""
+    if "_" in text:
+        text = text.replace("_", " ")
+    return [word_forms(w) for w in _pattern(text).findall(text)]
+
+
 def split_words(text: str) -> list[str]:
-    """Normalised words of `text` (used for rule terms and phrases)."""
-    return [word_forms(w)[0] for w, _, _ in iter_words(text)]
+    """Normalised words of `text`."""
+    return [norm for norm, _ in split_forms(text)]
 
 
 class FieldText:

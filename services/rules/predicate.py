@@ -1,0 +1,120 @@
+"""Rules compiled to yes/no tests over a document's look-up tables: the
+Matcher's exact step. Evidence is worked out separately, only when asked for
+(`services.rules.compiled`), so deciding a match allocates almost nothing.
+
+The plain leaves of an OR (terms, one-word phrases, prefixes: typically
+dozens in a preset) are tested together, one set intersection per kind.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from services.rules.compiled import _simple_key, _table, fast_spans
+from services.rules.document import Document
+from services.rules.evaluate import near_spans
+from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
+
+Test = Callable[[Document], bool]
+
+
+class PredicateCompiler:
+    def __init__(self):
+        # id of a preset tree -> (tree, test); the tree is kept so its id
+        # stays unique. Results are memoised per document under ("t", id).
+        self._presets: dict[int, tuple[Node, Test]] = {}
+
+    def compile(self, node: Node) -> Test:
+        if isinstance(node, (Term, Phrase, Prefix)):
+            return self._leaf(node)
+        if isinstance(node, Or):
+            return self._or(node)
+        if isinstance(node, And):
+            tests = [self.compile(c) for c in node.children]
+            if len(tests) == 2:
+                a, b = tests
+                return lambda d: a(d) and b(d)
+            return lambda d: all(t(d) for t in tests)
+        if isinstance(node, Not):
+            inner = self.compile(node.child)
+            return lambda d: not inner(d)
+        if isinstance(node, Near):
+            return self._near(node)
+        if isinstance(node, Meta):
+            value = node.value
+            if node.field == "source":
+                return lambda d: d.source == value
+            return lambda d: d.lang == value
+        if isinstance(node, PresetRef):
+            return self._preset(node)
+        raise TypeError(f"not a rule node: {node!r}")
+
+    def _leaf(self, leaf: Term | Phrase | Prefix) -> Test:
+        simple = _simple_key(leaf)
+        if simple is not None:
+            table, length, key = simple
+            fields = leaf.fields
+            if table == "stem" and fields == BOTH:  # the most common leaf
+                return lambda d: key in d.stem_set
+            return lambda d: key in _table(d, table, length, fields)
+        # A phrase of several words: its first pair must be in the document.
+        pair = leaf.words[0] + " " + leaf.words[1]
+        names = leaf.fields
+        return lambda d: pair in d.bigrams and any(fast_spans(leaf, d.fields[n]) for n in names)
+
+    def _or(self, node: Or) -> Test:
+        groups: dict[tuple, set[str]] = {}
+        others: list[Test] = []
+        for child in node.children:
+            simple = _simple_key(child)
+            if simple is None:
+                others.append(self.compile(child))
+            else:
+                table, length, key = simple
+                groups.setdefault((table, length, child.fields), set()).add(key)
+        checks = [(table, length, fields, frozenset(keys)) for (table, length, fields), keys in groups.items()]
+
+        def any_of(d: Document) -> bool:
+            for table, length, fields, keys in checks:
+                if not keys.isdisjoint(_table(d, table, length, fields)):
+                    return True
+            for other in others:
+                if other(d):
+                    return True
+            return False
+
+        return any_of
+
+    def _near(self, node: Near) -> Test:
+        names = [n for n in node.left.fields if n in node.right.fields]
+        left, right, distance = node.left, node.right, node.distance
+        # Cheap look-ups first: most documents lack one side altogether.
+        quick = [k for k in (_simple_key(left), _simple_key(right)) if k is not None]
+
+        def near(d: Document) -> bool:
+            for table, length, key in quick:
+                if key not in _table(d, table, length, BOTH):
+                    return False
+            for name in names:
+                field = d.fields[name]
+                a = fast_spans(left, field)
+                if a and near_spans(a, fast_spans(right, field), distance)[0]:
+                    return True
+            return False
+
+        return near
+
+    def _preset(self, node: PresetRef) -> Test:
+        key = ("t", id(node.rule))
+        known = self._presets.get(key[1])
+        if known is not None:
+            return known[1]
+        inner = self.compile(node.rule)
+
+        def preset(d: Document) -> bool:
+            memo = d.memo
+            if key not in memo:
+                memo[key] = inner(d)
+            return memo[key]
+
+        self._presets[key[1]] = (node.rule, preset)
+        return preset
