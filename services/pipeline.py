@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from services import channels, dedupe, render, route
 from services.article import Article
@@ -52,7 +53,7 @@ def poll_news(source: Source, classifier: Classifier, store: Store, settings: Se
         return report
     fresh = dedupe.unseen(articles, lambda ids: store.unseen(source.name, ids))
     classified = classifier.classify(fresh)
-    deliveries = [rendered(r, now) for r in route.routes(classified.matches)]
+    deliveries = [rendered(r, now, settings.templates_dir) for r in route.routes(classified.matches)]
     report.fetched, report.new, report.matched = len(articles), len(fresh), len(classified.matches)
     report.delivery_ids = store.commit_poll(
         source=source.name, url=source.url, etag=fetch_state.etag,
@@ -62,11 +63,11 @@ def poll_news(source: Source, classifier: Classifier, store: Store, settings: Se
     return report
 
 
-def rendered(r: route.Route, now: datetime) -> NewDelivery:
+def rendered(r: route.Route, now: datetime, templates_dir: Path) -> NewDelivery:
     article: Article = r.match.article
     sub = r.match.subscription.name
     if channels.kind(r.channel) == "email":
-        payload = render.alert_email(article, sub, r.match.evidence, now=now)
+        payload = render.alert_email(article, sub, r.match.evidence, now=now, templates_dir=templates_dir)
     else:
-        payload = render.alert_webhook(article, sub, r.match.evidence, now=now)
+        payload = render.alert_webhook(article, sub, r.match.evidence, now=now, templates_dir=templates_dir)
     return NewDelivery(r.idempotency_key, article.source, article.id, sub, r.channel, payload)

@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -120,7 +121,8 @@ def countries(pair: str) -> list[str]:
     return [COUNTRY_OF[c] for c in pair.split("/") if c in COUNTRY_OF]
 
 
-def deliveries(decision: Decision, news: Sequence[dict], now: datetime) -> list[NewDelivery]:
+def deliveries(decision: Decision, news: Sequence[dict], now: datetime,
+               templates_dir: Path | None = None) -> list[NewDelivery]:
     """One rendered delivery per channel of the decision's subscription."""
     sub, alert = decision.subscription, decision.alert
     png = None
@@ -129,9 +131,10 @@ def deliveries(decision: Decision, news: Sequence[dict], now: datetime) -> list[
         if channels.kind(channel) == "email":
             if png is None:
                 png = chart.line_chart(alert.pair, chart.last_days(decision.series, alert.at))
-            payload = render_fx.fx_email(alert, sub.name, news=news, chart_png=png, now=now)
+            payload = render_fx.fx_email(alert, sub.name, news=news, chart_png=png, now=now,
+                                         templates_dir=templates_dir)
         else:
-            payload = render_fx.fx_webhook(alert, sub.name, news=news, now=now)
+            payload = render_fx.fx_webhook(alert, sub.name, news=news, now=now, templates_dir=templates_dir)
         out.append(NewDelivery(idempotency_key(sub.name, alert, channel), alert.source,
                                f"{alert.pair}@{alert.at.isoformat()}", sub.name, channel, payload))
     return out
@@ -191,7 +194,7 @@ def poll_rates(source: Source, subscriptions: Sequence[FxSubscription], store: S
         decisions, updates = decide(subscriptions, stored, fresh, saved)
     rendered: list[NewDelivery] = []
     for decision in decisions:
-        rendered += deliveries(decision, recent_news(store, decision.alert.pair), now)
+        rendered += deliveries(decision, recent_news(store, decision.alert.pair), now, settings.templates_dir)
     report.alerts = len(decisions)
     try:
         report.delivery_ids = rate_store.commit_rates(

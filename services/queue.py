@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 DELIVER_TASK = "tulpar.deliver"
+DELIVER_QUEUE = "deliver"  # workers/app.py routes polls to "poll", deliveries here
 
 
 class Queue:
@@ -15,7 +16,7 @@ class Queue:
     def deliver(self, ids: list[int]) -> None:
         for delivery_id in ids:
             # Only the id crosses the queue; the payload waits in the database.
-            self.app.send_task(DELIVER_TASK, args=[int(delivery_id)])
+            self.app.send_task(DELIVER_TASK, args=[int(delivery_id)], queue=DELIVER_QUEUE)
 
     def close(self) -> None:
         self.app.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from services import config as config_mod
 from services.settings import Settings
@@ -24,6 +25,14 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         broker_transport_options={"visibility_timeout": 3600},
+        # Polls and deliveries on separate queues: a burst of deliveries must
+        # not hold back the next poll (measured: docs/performance.md). A worker
+        # consumes both unless started with -Q.
+        task_routes={"tulpar.deliver": {"queue": "deliver"},
+                     "tulpar.poll_source": {"queue": "poll"},
+                     "tulpar.sweep": {"queue": "poll"}},
+        task_default_queue="poll",
+        task_queues=(Queue("poll"), Queue("deliver")),
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
     )

@@ -22,6 +22,7 @@ import httpx
 
 from services import urlsafety
 from services.channels.errors import PermanentError, RetryableError
+from services import tls
 from services.settings import Settings
 
 KIND = "webhook"
@@ -117,7 +118,7 @@ def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str
     try:
         routes = [pinned(target, ip) for ip in addresses] or [(httpx.URL(target), {}, {})]
         with httpx.Client(timeout=settings.http_timeout, follow_redirects=False,
-                          trust_env=False) as client:
+                          trust_env=False, verify=tls.client_context()) as client:
             for n, (url, extra_headers, extensions) in enumerate(routes, 1):
                 try:
                     # Stream so that a receiver answering with a huge body is never read.

@@ -117,7 +117,7 @@ def _kick_polls(redis_url: str, cfg) -> None:
 
     client = Celery("tulpar-run", broker=redis_url, set_as_current=False)
     for source in cfg.sources:
-        client.send_task("tulpar.poll_source", args=[source.name])
+        client.send_task("tulpar.poll_source", args=[source.name], queue="poll")
     client.close()
 
 

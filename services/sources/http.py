@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import errno
-import functools
 import socket
 import ssl
 import time
@@ -18,10 +17,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
-import certifi
 import httpx
 
 from services.settings import Settings
+from services.tls import client_context
 
 MAX_REDIRECTS = 5
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -108,7 +107,7 @@ def _get(url: str, state: FetchState, settings: Settings) -> FetchResult:
     # at a time never trips them; the deadline bounds the whole transfer.
     deadline = time.monotonic() + settings.http_timeout
     with httpx.Client(timeout=settings.http_timeout, follow_redirects=True,
-                      max_redirects=MAX_REDIRECTS, verify=_tls_context()) as client:
+                      max_redirects=MAX_REDIRECTS, verify=client_context()) as client:
         with client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)
             new_state = FetchState(response.headers.get("ETag"), response.headers.get("Last-Modified"))
@@ -161,12 +160,6 @@ def _read_file(url: str, state: FetchState, settings: Settings) -> FetchResult:
     if len(body) > settings.max_feed_bytes:
         raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")
     return FetchResult(200, body, new_state, False, path.resolve().as_uri())
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    # Built once: a fresh context per fetch re-reads the CA bundle every poll.
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _is_transient(status: int) -> bool:

@@ -110,10 +110,15 @@ class Store:
                 SeenArticle.source == source, SeenArticle.article_id.in_(list(set(seen_ids))))))
             s.add_all(SeenArticle(source=source, article_id=i, seen_at=now)
                       for i in set(seen_ids) - already)
-            for article, countries in country_articles:
-                s.merge(StoredArticle(source=source, article_id=article.id, title=article.title,
-                                      link=article.link, published=article.published,
-                                      countries="," + ",".join(countries) + ",", stored_at=now))
+            tagged = {article.id: (article, countries) for article, countries in country_articles}
+            if tagged:
+                # One SELECT for the batch: merge() would query once per article.
+                known = set(s.scalars(select(StoredArticle.article_id).where(
+                    StoredArticle.source == source, StoredArticle.article_id.in_(list(tagged)))))
+                s.add_all(StoredArticle(source=source, article_id=a.id, title=a.title, link=a.link,
+                                        published=a.published, stored_at=now,
+                                        countries="," + ",".join(countries) + ",")
+                          for a, countries in tagged.values() if a.id not in known)
             state = s.get(SourceState, source) or SourceState(name=source, url=url)
             state.url, state.etag, state.last_modified = url, etag, last_modified
             state.last_polled_at = state.last_ok_at = now
