@@ -1,4 +1,5 @@
 """`tulpar poll --once` and `tulpar run`: exit codes and what they leave behind."""
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def test_poll_once_keeps_polling_after_a_broken_source_and_fills_the_outbox(tmp_
     again = run(["poll", "--once", "--config", str(cfg)], tmp_path)
     assert "wire: 0 items" in again.stdout  # 304: nothing changed
     assert len(store.deliveries()) == 2
+
+    status = run(["status", "--json"], tmp_path)
+    assert status.returncode == 1  # a source is failing
+    report = json.loads(status.stdout)
+    by_name = {s["name"]: s for s in report["sources"]}
+    assert by_name["broken"]["consecutive_errors"] == 2 and "404" in by_name["broken"]["last_error"]
+    assert by_name["wire"]["consecutive_errors"] == 0 and by_name["wire"]["last_ok_at"]
+    assert report["deliveries"] == {"pending": 2} and report["healthy"] is False
+    text = run(["status"], tmp_path).stdout
+    assert "FAILING x2" in text and "pending 2" in text
 
 
 def test_bad_config_exits_2_and_starts_nothing(tmp_path):

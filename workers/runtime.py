@@ -2,6 +2,7 @@
 Reloaded when the config file changes, so editing subscriptions needs no restart."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from services import config as config_mod
@@ -13,8 +14,12 @@ from services.settings import Settings
 from services.store import Store
 
 
+log = logging.getLogger("tulpar.runtime")
+
+
 @dataclass
 class Runtime:
+    base_settings: Settings  # from the environment, before the config's overrides
     settings: Settings
     config: Config
     classifier: Classifier
@@ -29,10 +34,20 @@ _current: Runtime | None = None
 
 def runtime() -> Runtime:
     global _current
-    settings = _current.settings if _current else Settings()
-    mtime = settings.config.stat().st_mtime
+    base = _current.base_settings if _current else Settings()
+    mtime = base.config.stat().st_mtime
     if _current is None or _current.config_mtime != mtime:
-        cfg = config_mod.load(settings.config)
+        try:
+            cfg = config_mod.load(base.config, base)
+        except config_mod.ConfigError as exc:
+            if _current is None:
+                raise
+            # A half-saved or mistyped edit must not stop a running service:
+            # keep the last good config and say why the new one was refused.
+            log.error("config change refused, still running the previous one: %s", exc)
+            _current.config_mtime = mtime
+            return _current
+        settings = base
         if cfg.allow_private_targets:
             # The config may open loopback/private targets (the demo's sinks).
             settings = settings.model_copy(update={"allow_private_targets": True})
@@ -42,6 +57,6 @@ def runtime() -> Runtime:
             queue = Queue(settings.redis_url)
         else:
             store, queue = _current.store, _current.queue
-        _current = Runtime(settings, cfg, Classifier(cfg.subscriptions), fx_subscriptions(cfg.subscriptions),
+        _current = Runtime(base, settings, cfg, Classifier(cfg.subscriptions), fx_subscriptions(cfg.subscriptions),
                            store, queue, mtime)
     return _current

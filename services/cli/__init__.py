@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.cli import classify, fetch, fx, poll, rules, run
+from services.cli import classify, fetch, fx, poll, rules, run, status
 
-COMMANDS = [run, poll, fetch, rules, classify, fx]
+COMMANDS = [run, poll, status, fetch, rules, classify, fx]
 
 
 def build_parser() -> argparse.ArgumentParser:

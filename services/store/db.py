@@ -186,6 +186,16 @@ class Store:
                 ).order_by(Delivery.id).limit(limit)
             ))
 
+    def delivery_counts(self) -> dict[str, int]:
+        with self.sessions() as s:
+            rows = s.execute(select(Delivery.status, sa.func.count()).group_by(Delivery.status))
+            return {status: n for status, n in rows}
+
+    def recent_failures(self, limit: int = 5) -> list[Delivery]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Delivery).where(Delivery.status == "failed")
+                                  .order_by(Delivery.id.desc()).limit(limit)))
+
     def delivery(self, delivery_id: int) -> Delivery | None:
         with self.sessions() as s:
             return s.get(Delivery, delivery_id)
