@@ -57,7 +57,7 @@ def _leaf_hits(leaf: Term | Phrase | Prefix, doc: Document) -> list[Hit]:
 
 
 # A plain leaf's look-up key and the document table it is looked up in.
-def _simple_key(leaf: Node):
+def simple_key(leaf: Node):
     """(table name, length, key) for leaves an OR can test by set
     intersection, else None."""
     if isinstance(leaf, Term):
@@ -69,7 +69,7 @@ def _simple_key(leaf: Node):
     return None
 
 
-def _table(doc: Document, table: str, length: int, fields: tuple[str, ...]):
+def lookup_table(doc: Document, table: str, length: int, fields: tuple[str, ...]):
     """The keys present in `doc` for one kind of leaf and field choice."""
     if len(fields) == 2:
         if table == "stem":
@@ -127,12 +127,12 @@ class Compiler:
         raise TypeError(f"not a rule node: {node!r}")
 
     def _leaf(self, leaf: Term | Phrase | Prefix) -> HitsFn:
-        table, length, key = _simple_key(leaf) or ("", 0, "")
+        table, length, key = simple_key(leaf) or ("", 0, "")
         if table:
             fields = leaf.fields
 
             def simple(d: Document):
-                if key not in _table(d, table, length, fields):
+                if key not in lookup_table(d, table, length, fields):
                     return None
                 return _leaf_hits(leaf, d)
 
@@ -144,7 +144,7 @@ class Compiler:
         groups: dict[tuple, dict[str, list[Node]]] = {}
         others: list[HitsFn] = []
         for child in node.children:
-            simple = _simple_key(child)
+            simple = simple_key(child)
             if simple is None:
                 others.append(self.compile(child))
             else:
@@ -157,7 +157,7 @@ class Compiler:
             hits: list[Hit] = []
             matched = False
             for table, length, fields, keys, leaves in checks:
-                present = keys.intersection(_table(d, table, length, fields))
+                present = keys.intersection(lookup_table(d, table, length, fields))
                 if present:
                     matched = True
                     for key in present:
@@ -176,11 +176,11 @@ class Compiler:
         names = [n for n in node.left.fields if n in node.right.fields]
         left, right, distance = node.left, node.right, node.distance
         # Cheap look-ups first: most documents lack one side altogether.
-        quick = [k for k in (_simple_key(left), _simple_key(right)) if k is not None]
+        quick = [k for k in (simple_key(left), simple_key(right)) if k is not None]
 
         def near(d: Document):
             for table, length, key in quick:
-                if key not in _table(d, table, length, BOTH):
+                if key not in lookup_table(d, table, length, BOTH):
                     return None
             hits: list[Hit] = []
             for name in names:

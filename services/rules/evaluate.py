@@ -66,7 +66,11 @@ class Evidence:
 
     @classmethod
     def lazy(cls, compute: Callable[[], list[Hit]]) -> "Evidence":
-        return cls(compute=compute)
+        # Made hundreds of times per article: skip __init__'s checks.
+        evidence = cls.__new__(cls)
+        evidence._hits = None
+        evidence._compute = compute
+        return evidence
 
     @property
     def hits(self) -> tuple[Hit, ...]:

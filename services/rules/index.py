@@ -25,7 +25,7 @@ from services.rules.compiled import Compiler, HitsFn
 from services.rules.predicate import PredicateCompiler, Test
 from services.rules.document import Document
 from services.rules.evaluate import Evidence
-from services.rules.nodes import And, Meta, Near, Node, Not, Phrase, Prefix, PresetRef, Term
+from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 
 from services.rules.parser import parse
 PREFIX_KEY = 4
@@ -35,7 +35,7 @@ Feature = tuple[str, str]  # (table, key); tables: s stem, w word, b word pair, 
 class _Entry:
     __slots__ = ("id", "key", "rule", "test", "hits", "features")
 
-    def __init__(self, id_: int, key: Hashable, rule: Node, test: Test, features: list[Feature] | None):
+    def __init__(self, id_: int, key: Hashable, rule: Node, test: Test | None, features: list[Feature] | None):
         self.id = id_
         self.key = key
         self.rule = rule
@@ -76,7 +76,10 @@ class Matcher:
             rule = parse(rule, self._presets)
         if key in self._entries:
             self.remove(key)
-        entry = _Entry(self._next_id, key, rule, self._predicates.compile(rule), _cover(rule, self._preset_covers))
+        # When the cover is exactly the rule (`tariff`, `a OR b OR "c"`), being
+        # a candidate already means a match: no test to run.
+        test = None if _exact(rule) else self._predicates.compile(rule)
+        entry = _Entry(self._next_id, key, rule, test, _cover(rule, self._preset_covers))
         self._next_id += 1
         self._entries[key] = entry
         self._by_id[entry.id] = entry
@@ -149,8 +152,14 @@ class Matcher:
         doc = Document.from_article(article)
         doc.memo.clear()
         by_id = self._by_id
-        found = sorted(i for i in self.candidates(doc) if by_id[i].test(doc))  # ids: the order rules were added
-        return {by_id[i].key: Evidence.lazy(partial(self._evidence, by_id[i], doc)) for i in found}
+        found = []
+        for i in self.candidates(doc):
+            test = by_id[i].test
+            if test is None or test(doc):
+                found.append(i)
+        found.sort()  # ids grow: the order rules were added
+        lazy, evidence = Evidence.lazy, self._evidence
+        return {(entry := by_id[i]).key: lazy(partial(evidence, entry, doc)) for i in found}
 
     def _evidence(self, entry: _Entry, doc: Document) -> list:
         if entry.hits is None:
@@ -177,6 +186,22 @@ def _feature_score(feature: Feature) -> float:
 
 def _cover_score(cover: list[Feature]) -> float:
     return min(map(_feature_score, cover)) - 0.5 * (len(cover) - 1)
+
+
+def _exact(node: Node) -> bool:
+    """True when a document has one of the rule's cover features exactly
+    when the rule matches (the cover ignores fields and cuts prefixes)."""
+    if isinstance(node, Term):
+        return node.fields == BOTH
+    if isinstance(node, Phrase):
+        return node.fields == BOTH and len(node.words) == 1
+    if isinstance(node, Prefix):
+        return node.fields == BOTH and len(node.prefix) <= PREFIX_KEY
+    if isinstance(node, Meta):
+        return True
+    if isinstance(node, Or):
+        return all(_exact(c) for c in node.children)
+    return False
 
 
 def _cover(node: Node, presets: dict) -> list[Feature] | None:
