@@ -26,9 +26,9 @@ from services.rules.predicate import PredicateCompiler, Test
 from services.rules.document import Document
 from services.rules.evaluate import Evidence
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
-
 from services.rules.parser import parse
-PREFIX_KEY = 4
+
+PREFIX_KEY = 4  # prefixes are filed under at most this many characters
 Feature = tuple[str, str]  # (table, key); tables: s stem, w word, b word pair, p prefix, m meta
 
 
@@ -149,6 +149,8 @@ class Matcher:
         return found
 
     def match(self, article: Any) -> dict[Hashable, Evidence]:
+        """{key: Evidence} of the rules matching `article` (an Article, a
+        dict or a Document), in the order the rules were added."""
         doc = Document.from_article(article)
         doc.memo.clear()
         by_id = self._by_id
