@@ -95,21 +95,11 @@ class Store:
         Returns the ids of deliveries created now (existing keys are skipped,
         so a re-poll after a crash duplicates nothing)."""
         with self.sessions.begin() as s:
-            keys = [d.idempotency_key for d in deliveries]
-            existing = set(s.scalars(select(Delivery.idempotency_key).where(
-                Delivery.idempotency_key.in_(keys)))) if keys else set()
-            rows = [
-                Delivery(idempotency_key=d.idempotency_key, item_source=d.item_source,
-                         item_id=d.item_id, subscription=d.subscription, channel=d.channel,
-                         payload=d.payload, status="pending", attempts=0, created_at=now,
-                         next_attempt_at=now)
-                for d in deliveries if d.idempotency_key not in existing
-            ]
-            s.add_all(rows)
+            rows = add_deliveries(s, deliveries, now)
+            seen_ids = set(seen_ids)
             already = set(s.scalars(select(SeenArticle.article_id).where(
-                SeenArticle.source == source, SeenArticle.article_id.in_(list(set(seen_ids))))))
-            s.add_all(SeenArticle(source=source, article_id=i, seen_at=now)
-                      for i in set(seen_ids) - already)
+                SeenArticle.source == source, SeenArticle.article_id.in_(list(seen_ids)))))
+            s.add_all(SeenArticle(source=source, article_id=i, seen_at=now) for i in seen_ids - already)
             tagged = {article.id: (article, countries) for article, countries in country_articles}
             if tagged:
                 # One SELECT for the batch: merge() would query once per article.
@@ -119,15 +109,10 @@ class Store:
                                         published=a.published, stored_at=now,
                                         countries="," + ",".join(countries) + ",")
                           for a, countries in tagged.values() if a.id not in known)
-            state = s.get(SourceState, source) or SourceState(name=source, url=url)
-            state.url, state.etag, state.last_modified = url, etag, last_modified
-            state.last_polled_at = state.last_ok_at = now
-            state.last_error, state.consecutive_errors = None, 0
-            s.add(state)
+            mark_source_ok(s, source, url, etag, last_modified, now)
             s.flush()
             return [r.id for r in rows]
 
-    # --- deliveries ----------------------------------------------------------
     def recent_articles(self, country: str, limit: int = 5) -> list[StoredArticle]:
         """The newest stored articles about `country` (KZ, KG, ...)."""
         with self.sessions() as s:
@@ -135,6 +120,7 @@ class Store:
                 select(StoredArticle).where(StoredArticle.countries.contains(f",{country},"))
                 .order_by(StoredArticle.stored_at.desc(), StoredArticle.published.desc()).limit(limit)))
 
+    # --- deliveries ----------------------------------------------------------
     def mark_enqueued(self, ids: list[int], now: datetime) -> None:
         if ids:
             with self.sessions.begin() as s:
@@ -210,6 +196,37 @@ class Store:
     def attempts(self, delivery_id: int) -> list[Attempt]:
         with self.sessions() as s:
             return list(s.scalars(select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)))
+
+
+def add_deliveries(s: Session, deliveries: Iterable[NewDelivery], now: datetime) -> list[Delivery]:
+    """Insert outbox rows inside the caller's transaction. An idempotency key
+    that exists already (or twice in the batch) is skipped, so a re-poll after
+    a crash writes nothing twice."""
+    deliveries = list(deliveries)
+    keys = [d.idempotency_key for d in deliveries]
+    existing = set(s.scalars(select(Delivery.idempotency_key).where(
+        Delivery.idempotency_key.in_(keys)))) if keys else set()
+    rows = []
+    for d in deliveries:
+        if d.idempotency_key in existing:
+            continue
+        existing.add(d.idempotency_key)
+        rows.append(Delivery(idempotency_key=d.idempotency_key, item_source=d.item_source,
+                             item_id=d.item_id, subscription=d.subscription, channel=d.channel,
+                             payload=d.payload, status="pending", attempts=0, created_at=now,
+                             next_attempt_at=now))
+    s.add_all(rows)
+    return rows
+
+
+def mark_source_ok(s: Session, source: str, url: str, etag: str | None,
+                   last_modified: str | None, now: datetime) -> None:
+    """A successful poll: keep the validators for the next conditional GET."""
+    state = s.get(SourceState, source) or SourceState(name=source, url=url)
+    state.url, state.etag, state.last_modified = url, etag, last_modified
+    state.last_polled_at = state.last_ok_at = now
+    state.last_error, state.consecutive_errors = None, 0
+    s.add(state)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from services.fx.quote import Quote
 from services.fx.rules import RuleState
-from services.store.db import NewDelivery, Store
-from services.store.models import Delivery, FxRuleState, RateObservation, SourceState
+from services.store.db import NewDelivery, Store, add_deliveries, mark_source_ok
+from services.store.models import FxRuleState, RateObservation
 
 
 class StaleRuleState(RuntimeError):
@@ -155,25 +155,6 @@ def _save_states(s: Session, updates: Mapping[str, RuleStateUpdate]) -> None:
                                  f"(expected evaluated until {change.expected_until})")
 
 
-def _add_deliveries(s: Session, deliveries: Sequence[NewDelivery], now: datetime) -> list[Delivery]:
-    # Mirrors Store.commit_poll: an existing idempotency key is skipped, so a
-    # re-poll after a crash writes nothing twice.
-    keys = [d.idempotency_key for d in deliveries]
-    existing = set(s.scalars(select(Delivery.idempotency_key).where(
-        Delivery.idempotency_key.in_(keys)))) if keys else set()
-    rows = []
-    for d in deliveries:
-        if d.idempotency_key in existing:
-            continue
-        existing.add(d.idempotency_key)
-        rows.append(Delivery(idempotency_key=d.idempotency_key, item_source=d.item_source,
-                             item_id=d.item_id, subscription=d.subscription, channel=d.channel,
-                             payload=d.payload, status="pending", attempts=0, created_at=now,
-                             next_attempt_at=now))
-    s.add_all(rows)
-    return rows
-
-
 def commit_rates(store: Store, *, source: str, url: str, etag: str | None, last_modified: str | None,
                  observations: Sequence[Quote], states: Mapping[str, RuleStateUpdate],
                  deliveries: Sequence[NewDelivery], now: datetime) -> list[int]:
@@ -183,11 +164,7 @@ def commit_rates(store: Store, *, source: str, url: str, etag: str | None, last_
     with store.sessions.begin() as s:
         _save_states(s, states)
         _add_observations(s, source, observations, now)
-        rows = _add_deliveries(s, deliveries, now)
-        state = s.get(SourceState, source) or SourceState(name=source, url=url)
-        state.url, state.etag, state.last_modified = url, etag, last_modified
-        state.last_polled_at = state.last_ok_at = now
-        state.last_error, state.consecutive_errors = None, 0
-        s.add(state)
+        rows = add_deliveries(s, deliveries, now)
+        mark_source_ok(s, source, url, etag, last_modified, now)
         s.flush()
         return [r.id for r in rows]
