@@ -1,5 +1,4 @@
 """The config loader: good files load; bad ones name file, line and field."""
-import textwrap
 
 import pytest
 
