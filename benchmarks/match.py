@@ -73,7 +73,7 @@ def russian_vocabulary(rng: random.Random, size: int = 4000) -> list[str]:
     """Cyrillic pseudo-words with Russian endings (no free Russian corpus is
     at hand): a large vocabulary, so Russian items are as varied as real ones."""
     stems = {"".join(rng.choices(_SYLLABLES, k=rng.randint(2, 3))) for _ in range(size // 3)}
-    return sorted({s + e for s in stems for e in rng.sample(_ENDINGS, 3)})
+    return sorted({s + e for s in sorted(stems) for e in rng.sample(_ENDINGS, 3)})
 
 
 RU_VOCAB = russian_vocabulary(random.Random(7))
