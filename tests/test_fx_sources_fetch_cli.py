@@ -1,7 +1,6 @@
 """`tulpar fx fetch --source NAME URL`: CSV out, exit codes, local/file:// and http (loopback)."""
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
 import sys
@@ -139,26 +138,15 @@ def test_register_adds_fetch_to_fx_subparsers():
     assert (args.source, args.url, args.handler.__name__) == ("nbk-rss", "x.xml", "_handler")
 
 
-# Kept last: the real command line, once `tulpar fx` (services/cli/fx.py) calls fx_fetch.register.
-@functools.lru_cache(maxsize=1)
-def _tulpar_fx_fetch_available() -> bool:
-    probe = subprocess.run([sys.executable, "-m", "services", "fx", "fetch", "--help"],
-                           capture_output=True, text=True, timeout=60)
-    return probe.returncode == 0 and "--source" in probe.stdout
-
-
+# Kept last: the real command line.
 @pytest.mark.parametrize("source, path", [c for c in CASES if c[0] in ("nbk-rss", "cbr", "ecb")])
 def test_tulpar_fx_fetch_subprocess(source, path):
-    if not _tulpar_fx_fetch_available():
-        pytest.skip("`tulpar fx fetch` is not wired into services/cli/fx.py yet")
     done = subprocess.run([sys.executable, "-m", "services", "fx", "fetch", "--source", source, str(DATA / path)],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, EXPECTED[source, path], "")
 
 
 def test_tulpar_fx_fetch_subprocess_malformed():
-    if not _tulpar_fx_fetch_available():
-        pytest.skip("`tulpar fx fetch` is not wired into services/cli/fx.py yet")
     done = subprocess.run([sys.executable, "-m", "services", "fx", "fetch", "--source", "nbkr",
                            str(DATA / "nbkr/bad_value.xml")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
