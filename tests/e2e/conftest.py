@@ -103,7 +103,7 @@ subscriptions:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition", log=lambda: ""):
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition", log=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
