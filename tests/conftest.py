@@ -8,6 +8,7 @@ import pytest
 from services.local.http_servers import FileServer, WebhookSink
 from services.local.mail_sink import MailSink
 from services.local.redis_process import RedisProcess
+from services.store import Store
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,12 @@ def db_url(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def store(db_url):
+    """A Store with its schema, on each database `db_url` names."""
+    s = Store(db_url)
+    s.create_schema()
+    yield s
+    s.dispose()

@@ -4,19 +4,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.article import Article
-from services.store import Store
 from services.store.db import NewDelivery
 
 T0 = datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture
-def store(db_url):
-    s = Store(db_url)
-    s.create_schema()
-    yield s
-    s.dispose()
 
 
 def delivery(key: str, item: str = "a1") -> NewDelivery:

@@ -9,7 +9,6 @@ import pytest
 
 from services.fx.quote import Quote
 from services.fx.rules import RuleState
-from services.store import Store
 from services.store import rates
 from services.store.db import NewDelivery
 from services.store.rates import RuleStateUpdate, SavedRuleState, StaleRuleState
@@ -20,14 +19,6 @@ NOW = T0 + timedelta(hours=6)
 
 def q(pair: str, rate: str, days: int = 0) -> Quote:
     return Quote(pair, Decimal(rate), T0 + timedelta(days=days))
-
-
-@pytest.fixture
-def store(db_url):
-    s = Store(db_url)
-    s.create_schema()
-    yield s
-    s.dispose()
 
 
 # (case, batches of (source, quotes), stored count afterwards)
