@@ -5,6 +5,7 @@ from celery import Celery
 from kombu import Queue
 
 from services import config as config_mod
+from services.queue import DELIVER_QUEUE, DELIVER_TASK, POLL_QUEUE, POLL_TASK
 from services.settings import Settings
 
 
@@ -28,11 +29,11 @@ def make_app(settings: Settings) -> Celery:
         # Polls and deliveries on separate queues: a burst of deliveries must
         # not hold back the next poll (measured: docs/performance.md). A worker
         # consumes both unless started with -Q.
-        task_routes={"tulpar.deliver": {"queue": "deliver"},
-                     "tulpar.poll_source": {"queue": "poll"},
-                     "tulpar.sweep": {"queue": "poll"}},
-        task_default_queue="poll",
-        task_queues=(Queue("poll"), Queue("deliver")),
+        task_routes={DELIVER_TASK: {"queue": DELIVER_QUEUE},
+                     POLL_TASK: {"queue": POLL_QUEUE},
+                     "tulpar.sweep": {"queue": POLL_QUEUE}},
+        task_default_queue=POLL_QUEUE,
+        task_queues=(Queue(POLL_QUEUE), Queue(DELIVER_QUEUE)),
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
     )

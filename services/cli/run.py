@@ -113,12 +113,11 @@ def _spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 def _kick_polls(redis_url: str, cfg) -> None:
     """Poll at once instead of waiting a whole interval for beat's first tick."""
-    from celery import Celery
+    from services.queue import Queue
 
-    client = Celery("tulpar-run", broker=redis_url, set_as_current=False)
-    for source in cfg.sources:
-        client.send_task("tulpar.poll_source", args=[source.name], queue="poll")
-    client.close()
+    queue = Queue(redis_url)
+    queue.poll([source.name for source in cfg.sources])
+    queue.close()
 
 
 def _watch(var: Path, children, publisher, publish_every: float, rates=None) -> int:
