@@ -115,44 +115,65 @@ def test_matcher_equals_reference_evaluator(query_list, article_list, data):
         assert list(matcher.match(doc)) == list(k for k in rules if k in reference(rules, doc))
 
 
-def test_index_files_rules_under_their_cover_and_keeps_uncovered_rules_apart():
+def _filed(matcher: Matcher, key) -> dict:
+    out: dict = {}
+    for family, table, feature, _ in matcher._entries[key].filed:
+        out.setdefault(family, set()).add((table, feature))
+    return out
+
+
+def test_index_files_each_clause_under_its_features():
     matcher = Matcher(PRESETS)
     cases = [
-        ("term", "tariff", {"s": ["tariff"]}),
-        ("and picks one child", 'tariff AND "export duty"', {"b": ["export duty"]}),
-        ("or needs every branch", "tariff OR uran*", {"s": ["tariff"], "p": ["uran"]}),
-        ("near", "oil NEAR/3 pipelines", {"s": ["pipelin"]}),
-        ("meta", "source:Reuters", {"m": ["source=reuters"]}),
-        ("and over meta", "lang:ru нефть", {"s": ["нефт"]}),
-        ("pure not", "-tariff", {}),
-        ("or with a not", "tariff OR -oil", {}),
-        ("preset", "country:KZ", {"p": ["kaza", "каза", "аста"], "s": ["astana"]}),
-        ("long prefix", "kazakhstan*", {"p": ["kaza"]}),
+        ("term", "tariff", {"any": {("s", "tariff")}}),
+        ("and counts every feature", 'tariff AND "export duty"',
+         {"all": {("s", "tariff"), ("b", ("export", "duty"))}}),
+        ("a field has its own table", "title:tariff oil", {"all": {("ts", "tariff"), ("s", "oil")}}),
+        ("or: one clause per branch", "tariff OR uran*", {"any": {("s", "tariff"), ("p4", "uran")}}),
+        ("near is a check filed under its rarer side", "oil NEAR/3 pipelines", {"any": {("s", "pipelin")}}),
+        ("meta alone", "source:Reuters", {"any": {("m", "source=reuters")}}),
+        ("meta with a term filters, is not filed", "lang:ru нефть", {"any": {("s", "нефт")}}),
+        ("absent", "tariff -(oil OR gas)", {"any": {("s", "tariff")}, "absent": {("s", "oil"), ("s", "gas")}}),
+        ("pure not", "-tariff", {"absent": {("s", "tariff")}}),
+        ("or with a not", "tariff OR -oil", {"any": {("s", "tariff")}, "absent": {("s", "oil")}}),
+        ("preset: a check under its cover", "country:KZ",
+         {"any": {("p4", "kaza"), ("p4", "каза"), ("p4", "аста"), ("s", "astana")}}),
+        ("long prefix", "kazakhstan*", {"any": {("p4", "kaza")}}),
     ]
     for key, query, _ in cases:
         matcher.add(key, query)
     for key, _, expected in cases:
-        entry = matcher._entries[key]
-        filed = {}
-        for table, feature in entry.features or []:
-            filed.setdefault(table, []).append(feature)
-        assert filed == expected, key
-        assert (entry.features is None) == (expected == {}), key
-    assert {matcher._entries[k].id for k in ("pure not", "or with a not")} == matcher._always
+        assert _filed(matcher, key) == expected, key
+    # Clauses with nothing present to look up are tested on every article.
+    entries = matcher._entries
+    assert set(matcher._always) == {entries["pure not"].clauses[0], entries["or with a not"].clauses[1]}
+
+
+def test_an_and_of_long_ors_is_tested_whole():
+    many = " ".join(f"(a{i} OR b{i} OR c{i})" for i in range(5))  # 3**5 clauses
+    matcher = Matcher()
+    matcher.add("big", many)
+    assert len(matcher._entries["big"].clauses) == 1 and len(matcher._checks) == 1
+    words = " ".join(f"b{i}" for i in range(5))
+    assert list(matcher.match({"title": words, "summary": ""})) == ["big"]
+    assert list(matcher.match({"title": words[:-3], "summary": ""})) == []
 
 
 def test_add_remove_and_replace_leave_no_trace():
     matcher = Matcher()
     matcher.add("a", "tariff OR uran*")
     matcher.add("b", "-gas")
+    matcher.add("c", "lang:en oil NEAR/2 pipeline")
     matcher.add("a", "oil")  # replaces
-    assert len(matcher) == 2 and "a" in matcher
+    assert len(matcher) == 3 and "a" in matcher
     assert list(matcher.match({"title": "Uranium tariffs", "summary": ""})) == ["b"]
-    assert list(matcher.match({"title": "Oil", "summary": ""})) == ["b", "a"]
-    matcher.remove("a")
-    matcher.remove("b")
-    assert matcher._tables == {t: {} for t in "swbpm"}
-    assert matcher._prefix_lengths == {} and matcher._always == set()
+    assert list(matcher.match({"title": "Oil pipeline", "summary": ""})) == ["b", "c", "a"]
+    for key in "abc":
+        matcher.remove(key)
+    matcher.refresh()
+    assert matcher._postings.tables() == set()
+    assert all(matcher._postings.arrays(f) == {} for f in ("any", "all", "absent"))
+    assert matcher._always == {} and matcher._checks == {} and matcher._meta_users == 0
     assert matcher.match({"title": "Oil", "summary": ""}) == {}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from services.rules.clauses import PREFIX_KEY
 from services.rules.document import Document
 from services.rules.evaluate import Hit, Span, near_spans
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
@@ -26,7 +27,7 @@ def fast_spans(leaf: Term | Phrase | Prefix, field: FieldText) -> list[Span]:
     if isinstance(leaf, Term):
         return [(i, i) for i in field.stem_pos.get(leaf.stem, ())]
     if isinstance(leaf, Prefix):
-        return [(i, i) for i in field.prefix_pos(len(leaf.prefix)).get(leaf.prefix, ())]
+        return [(i, i) for i in prefix_positions(leaf.prefix, field)]
     words = leaf.words
     n = len(words)
     if n == 1:
@@ -43,7 +44,7 @@ def _leaf_hits(leaf: Term | Phrase | Prefix, doc: Document) -> list[Hit]:
         if isinstance(leaf, Term):
             positions = field.stem_pos.get(leaf.stem)
         elif isinstance(leaf, Prefix):
-            positions = field.prefix_pos(len(leaf.prefix)).get(leaf.prefix)
+            positions = prefix_positions(leaf.prefix, field)
         elif len(leaf.words) == 1:
             positions = field.word_pos.get(leaf.words[0])
         else:
@@ -56,21 +57,32 @@ def _leaf_hits(leaf: Term | Phrase | Prefix, doc: Document) -> list[Hit]:
     return hits
 
 
+def prefix_positions(prefix: str, field: FieldText) -> list[int]:
+    """Positions of the words starting with `prefix`: the field's set of
+    4-letter prefixes rules out most prefixes without a scan."""
+    if prefix[:PREFIX_KEY] not in field.prefix_set(min(len(prefix), PREFIX_KEY)):
+        return []
+    return [i for i, w in enumerate(field.norms) if w.startswith(prefix)]
+
+
 # A plain leaf's look-up key and the document table it is looked up in.
 def simple_key(leaf: Node):
     """(table name, length, key) for leaves an OR can test by set
-    intersection, else None."""
+    intersection, else None. Prefixes longer than PREFIX_KEY have length 0:
+    they are looked up by their first PREFIX_KEY letters, then checked."""
     if isinstance(leaf, Term):
         return ("stem", 0, leaf.stem)
     if isinstance(leaf, Phrase) and len(leaf.words) == 1:
         return ("word", 0, leaf.words[0])
     if isinstance(leaf, Prefix):
-        return ("prefix", len(leaf.prefix), leaf.prefix)
+        n = len(leaf.prefix)
+        return ("prefix", n if n <= PREFIX_KEY else 0, leaf.prefix)
     return None
 
 
 def lookup_table(doc: Document, table: str, length: int, fields: tuple[str, ...]):
-    """The keys present in `doc` for one kind of leaf and field choice."""
+    """The keys present in `doc` for one kind of leaf and field choice
+    (prefixes: up to PREFIX_KEY letters)."""
     if len(fields) == 2:
         if table == "stem":
             return doc.stem_set
@@ -82,7 +94,22 @@ def lookup_table(doc: Document, table: str, length: int, fields: tuple[str, ...]
         return field.stem_pos
     if table == "word":
         return field.word_pos
-    return field.prefix_pos(length)
+    return field.prefix_set(length)
+
+
+def present(doc: Document, table: str, length: int, fields: tuple[str, ...], keys) -> set:
+    """Those of `keys` (a set of one kind's simple keys) found in `doc`."""
+    if length or table != "prefix":
+        return keys.intersection(lookup_table(doc, table, length, fields))
+    gate = lookup_table(doc, "prefix", PREFIX_KEY, fields)
+    words = doc.word_set if len(fields) == 2 else doc.fields[fields[0]].word_pos
+    return {k for k in keys if k[:PREFIX_KEY] in gate and any(w.startswith(k) for w in words)}
+
+
+def has(doc: Document, table: str, length: int, fields: tuple[str, ...], key: str) -> bool:
+    if length or table != "prefix":
+        return key in lookup_table(doc, table, length, fields)
+    return bool(present(doc, table, length, fields, (key,)))
 
 
 class Compiler:
@@ -132,7 +159,7 @@ class Compiler:
             fields = leaf.fields
 
             def simple(d: Document):
-                if key not in lookup_table(d, table, length, fields):
+                if not has(d, table, length, fields, key):
                     return None
                 return _leaf_hits(leaf, d)
 
@@ -157,10 +184,10 @@ class Compiler:
             hits: list[Hit] = []
             matched = False
             for table, length, fields, keys, leaves in checks:
-                present = keys.intersection(lookup_table(d, table, length, fields))
-                if present:
+                found = present(d, table, length, fields, keys)
+                if found:
                     matched = True
-                    for key in present:
+                    for key in found:
                         for leaf in leaves[key]:
                             hits += _leaf_hits(leaf, d)
             for other in others:
@@ -180,7 +207,7 @@ class Compiler:
 
         def near(d: Document):
             for table, length, key in quick:
-                if key not in lookup_table(d, table, length, BOTH):
+                if not has(d, table, length, BOTH, key):
                     return None
             hits: list[Hit] = []
             for name in names:

@@ -17,7 +17,8 @@ class Document:
     text in Cyrillic is therefore `ru` unless its feed says otherwise.
     """
 
-    __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets", "memo")
+    __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets",
+                 "_tables", "memo")
 
     def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
         self.title = title or ""
@@ -32,6 +33,7 @@ class Document:
         self._word_set: set[str] | None = None
         self._bigrams: set[str] | None = None
         self._prefix_sets: dict[int, set[str]] = {}
+        self._tables: dict[str, set] = {}
         # Results shared across rules while matching (a preset used by many
         # rules is evaluated once per document).
         self.memo: dict = {}
@@ -62,14 +64,10 @@ class Document:
         return self._word_set
 
     @property
-    def bigrams(self) -> set[str]:
-        """Adjacent word pairs within a field, joined by a space."""
+    def bigrams(self) -> set[tuple[str, str]]:
+        """Adjacent word pairs within a field, as (first, second)."""
         if self._bigrams is None:
-            pairs: set[str] = set()
-            for field in self.fields.values():
-                norms = field.norms
-                pairs.update(a + " " + b for a, b in zip(norms, norms[1:]))
-            self._bigrams = pairs
+            self._bigrams = self.table("tb") | self.table("sb")
         return self._bigrams
 
     def prefix_set(self, length: int) -> set[str]:
@@ -79,3 +77,33 @@ class Document:
             found = {w[:length] for w in self.word_set if len(w) >= length}
             self._prefix_sets[length] = found
         return found
+
+    def table(self, name: str) -> set:
+        """One of the feature sets the Matcher's index looks up
+        (`services.rules.clauses`): `s`/`w`/`b` stems, words and word pairs
+        of both fields, the same prefixed `t`/`s` for the title or summary
+        alone, `p1`..`p4` word prefixes, `m` the source and language."""
+        found = self._tables.get(name)
+        if found is None:
+            found = self._tables[name] = self._build_table(name)
+        return found
+
+    def _build_table(self, name: str) -> set:
+        if name == "s":
+            return self.stem_set
+        if name == "w":
+            return self.word_set
+        if name == "b":
+            return self.bigrams
+        if name == "m":
+            return {"source=" + self.source, "lang=" + self.lang}
+        if name[0] == "p":
+            return self.prefix_set(int(name[1:]))
+        field = self.fields["title" if name[0] == "t" else "summary"]
+        kind = name[1]
+        if kind == "s":
+            return set(field.stems)
+        if kind == "w":
+            return set(field.norms)
+        norms = field.norms
+        return set(zip(norms, norms[1:]))

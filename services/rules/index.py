@@ -1,65 +1,103 @@
 """`Matcher`: many rules against one article, without trying every rule.
 
-Each rule gets a *cover*: a few features (a stem, a phrase's word pair, a
-prefix, a source or language) such that the rule cannot match a document
-that has none of them. For OR every branch must be covered; for AND one child
-is enough, so we keep the child whose cover looks rarest; NOT covers nothing.
-The rule is filed under each feature of its cover (an inverted index). Rules
-with no cover at all (`-tariff`, `lang:ru OR -x`) sit in an always-evaluate
-list.
+Each rule is rewritten as clauses over document features
+(`services.rules.clauses`) and each clause is filed in an inverted index
+(`services.rules.postings`). Matching an article:
 
-Matching a document: look its features up to collect candidate rules, then
-run each candidate's compiled yes/no test over the document's look-up tables
-(`services.rules.predicate`). Evidence is computed when first asked for
-(`services.rules.compiled`), from the same document. Results equal
-`evaluate()` exactly; tests/test_rules_matcher.py checks that with random
-rules and articles.
+1. look the article's features up: the clauses filed under them are the
+   candidates (a clause with several present features only when the article
+   has all of them: the look-ups are counted);
+2. drop the candidates whose absent features the article has, or whose
+   `source:`/`lang:` differ;
+3. run the few remaining *checks* (NEAR, long phrases, presets...) in Python,
+   each at most once per article;
+4. a rule matches when one of its clauses survives.
+
+Steps 1, 2 and 4 are numpy array operations over clause ids, so the cost per
+article grows with the features it has, not with the number of rules, and
+Python only loops over the clauses that need a check. Evidence is worked out
+when first read (`services.rules.compiled`). Results equal `evaluate()`
+exactly; tests/test_rules_matcher.py checks that with random rules and
+articles.
 """
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Hashable
+from typing import Any, Hashable, Iterator
 
+import numpy as np
+
+from services.rules.clauses import Clause, Feature, check_node, clauses, cover, cover_score
 from services.rules.compiled import Compiler, HitsFn
-from services.rules.predicate import PredicateCompiler, Test
 from services.rules.document import Document
 from services.rules.evaluate import Evidence
-from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
+from services.rules.nodes import Node
 from services.rules.parser import parse
-
-PREFIX_KEY = 4  # prefixes are filed under at most this many characters
-Feature = tuple[str, str]  # (table, key); tables: s stem, w word, b word pair, p prefix, m meta
+from services.rules.postings import EMPTY, ID, Column, Postings
+from services.rules.predicate import PredicateCompiler, Test
 
 
 class _Entry:
-    __slots__ = ("id", "key", "rule", "test", "hits", "features")
+    __slots__ = ("id", "key", "rule", "hits", "clauses", "filed", "checks")
 
-    def __init__(self, id_: int, key: Hashable, rule: Node, test: Test | None, features: list[Feature] | None):
+    def __init__(self, id_: int, key: Hashable, rule: Node):
         self.id = id_
         self.key = key
         self.rule = rule
-        self.test = test
         self.hits: HitsFn | None = None  # compiled when evidence is first asked for
-        self.features = features
+        self.clauses: list[int] = []
+        self.filed: list[tuple[str, str, Hashable, int]] = []  # postings to undo on remove
+        self.checks: list[Hashable] = []
+
+
+class _WholeRule:
+    """A rule too large to rewrite, tested whole as one check (identity
+    hash: each such rule is its own check)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node):
+        self.node = node
+
+
+def _node(check: Hashable) -> Node:
+    return check.node if isinstance(check, _WholeRule) else check_node(check)
 
 
 class Matcher:
     """An incremental index of rules keyed by name (any hashable key).
 
-    `match(doc)` returns {key: Evidence} for the rules that match, in the
-    order the rules were added, identical to calling `evaluate` on each."""
+    `match(doc)` returns {key: Evidence} (a read-only mapping) for the rules
+    that match, in the order the rules were added, identical to calling
+    `evaluate` on each."""
 
     def __init__(self, presets=None):
         self._presets = presets
         self._entries: dict[Hashable, _Entry] = {}
-        self._by_id: dict[int, _Entry] = {}
-        self._next_id = 0
-        self._tables: dict[str, dict[str, set[int]]] = {t: {} for t in "swbpm"}
-        self._prefix_lengths: dict[int, int] = {}
-        self._always: set[int] = set()
-        # Presets are shared by many rules: compiled once, evaluated once per
-        # document.
+        self._rules: list[_Entry | None] = []  # by rule id; ids grow, so id order = order added
+        self._next_clause = 0
+        self._postings = Postings()
+        self._rule_of = Column(ID, -1)
+        self._has_checks = Column(np.bool_, False)
+        self._clause_checks: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._need = Column(np.int16, 0)  # present features counted, for the "all" family
+        # The (source, lang) a clause requires, as an id (0: none), and per
+        # article (source, lang) which of those ids it satisfies.
+        self._meta = Column(ID, 0)
+        self._meta_ids: dict[tuple[str | None, str | None], int] = {}
+        self._meta_allowed: dict[tuple[str, str], np.ndarray] = {}
+        self._meta_users = 0
+        self._always: dict[int, None] = {}
+        self._always_array: np.ndarray | None = None
+        # Scratch columns, zero between articles.
+        self._counts = Column(np.int16, 0)
+        self._blocked = Column(np.bool_, False)
+        # Checks are shared by every clause that uses them: id by key.
+        self._check_ids: dict[Hashable, int] = {}
+        self._checks: dict[int, tuple[Test, int]] = {}  # id -> (test, users)
+        self._next_check = 0
         self._predicates = PredicateCompiler()
         self._compiler = Compiler()
         self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
@@ -70,39 +108,33 @@ class Matcher:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
+    # -- changing the rules -------------------------------------------
     def add(self, key: Hashable, rule: Node | str) -> None:
         """Add or replace the rule under `key` (a string is parsed first)."""
         if isinstance(rule, str):
             rule = parse(rule, self._presets)
         if key in self._entries:
             self.remove(key)
-        # When the cover is exactly the rule (`tariff`, `a OR b OR "c"`), being
-        # a candidate already means a match: no test to run.
-        test = None if _exact(rule) else self._predicates.compile(rule)
-        entry = _Entry(self._next_id, key, rule, test, _cover(rule, self._preset_covers))
-        self._next_id += 1
+        entry = _Entry(len(self._rules), key, rule)
+        self._rules.append(entry)
         self._entries[key] = entry
-        self._by_id[entry.id] = entry
-        if entry.features is None:
-            self._always.add(entry.id)
-            return
-        for table, feature in entry.features:
-            self._tables[table].setdefault(feature, set()).add(entry.id)
-            if table == "p":
-                n = len(feature)
-                self._prefix_lengths[n] = self._prefix_lengths.get(n, 0) + 1
+        found = clauses(rule)
+        if found is None:
+            found = [Clause(frozenset(), frozenset(), frozenset({_WholeRule(rule)}), frozenset())]
+        for clause in found:
+            self._add_clause(entry, clause)
 
     def add_many(self, items) -> None:
         """`add` for each (key, rule) pair, with Python's cyclic garbage
         collector paused: loading 100k rules allocates millions of small
         objects, and the collector would rescan the growing heap over and
-        over (about 70% of the load time). The index makes no reference
-        cycles, so nothing is lost by waiting."""
+        over. The index makes no reference cycles, so nothing is lost."""
         was_enabled = gc.isenabled()
         gc.disable()
         try:
             for key, rule in items:
                 self.add(key, rule)
+            self.refresh()
         finally:
             if was_enabled:
                 gc.enable()
@@ -110,134 +142,264 @@ class Matcher:
     def remove(self, key: Hashable) -> None:
         """Drop the rule under `key` (KeyError if there is none)."""
         entry = self._entries.pop(key)
-        del self._by_id[entry.id]
-        if entry.features is None:
-            self._always.discard(entry.id)
-            return
-        for table, feature in entry.features:
-            ids = self._tables[table][feature]
-            ids.discard(entry.id)
-            if not ids:
-                del self._tables[table][feature]
-            if table == "p":
-                n = len(feature)
-                self._prefix_lengths[n] -= 1
-                if not self._prefix_lengths[n]:
-                    del self._prefix_lengths[n]
+        self._rules[entry.id] = None
+        for posting in entry.filed:
+            self._postings.remove(*posting)
+        for c in entry.clauses:
+            self._rule_of[c] = -1
+            self._has_checks[c] = False
+            self._clause_checks.pop(c, None)
+            if self._meta.data[c]:
+                self._meta_users -= 1
+                self._meta[c] = 0
+            if c in self._always:
+                del self._always[c]
+                self._always_array = None
+        for check in entry.checks:
+            self._release_check(check)
 
-    def candidates(self, doc: Document) -> set[int]:
-        """Ids of rules worth testing on `doc`."""
-        stems, words, pairs, prefixes, meta = (self._tables[t] for t in "swbpm")
-        found = set(self._always)
-        for s in doc.stem_set & stems.keys():
-            found |= stems[s]
-        if words:
-            for w in doc.word_set & words.keys():
-                found |= words[w]
-        if pairs:
-            for p in doc.bigrams & pairs.keys():
-                found |= pairs[p]
-        if prefixes:
-            for n in self._prefix_lengths:
-                for p in doc.prefix_set(n) & prefixes.keys():
-                    found |= prefixes[p]
-        if meta:
-            for m in ("source=" + doc.source, "lang=" + doc.lang):
-                ids = meta.get(m)
-                if ids:
-                    found |= ids
-        return found
+    def _add_clause(self, entry: _Entry, clause: Clause) -> None:
+        present = [f for f in clause.present if f[0] != "m"]
+        meta = [f[1] for f in clause.present if f[0] == "m"]
+        required = dict(m.split("=", 1) for m in meta)
+        if len(required) < len(meta):
+            return  # needs two sources or two languages at once: never true
+        c = self._next_clause
+        self._next_clause += 1
+        entry.clauses.append(c)
+        holds = tuple(self._use_check(entry, n) for n in clause.holds)
+        fails = tuple(self._use_check(entry, n) for n in clause.fails)
+        # Every column gets a value, so each is as long as the clause ids.
+        self._rule_of[c] = entry.id
+        self._has_checks[c] = bool(holds or fails)
+        if holds or fails:
+            self._clause_checks[c] = (holds, fails)
+        covers = [cover for cover in map(self._cover_of, clause.holds) if cover is not None]
+        if meta and not present and not covers:
+            present, meta = [("m", m) for m in meta], []
+        # A clause is filed under its other features; source/lang filter the
+        # candidates afterwards (a language is shared by too many articles
+        # to be worth filing under).
+        self._meta[c] = self._meta_id(required.get("source"), required.get("lang")) if meta else 0
+        self._meta_users += bool(meta)
+        self._need[c] = len(present)
+        if len(present) == 1:
+            self._file(entry, "any", present[0], c)
+        elif present:
+            for f in present:
+                self._file(entry, "all", f, c)
+        elif covers:
+            for f in max(covers, key=cover_score):
+                self._file(entry, "any", f, c)
+        else:
+            self._always[c] = None
+            self._always_array = None
+        for f in clause.absent:
+            self._file(entry, "absent", f, c)
 
-    def match(self, article: Any) -> dict[Hashable, Evidence]:
+    def _meta_id(self, source: str | None, lang: str | None) -> int:
+        i = self._meta_ids.get((source, lang))
+        if i is None:
+            i = self._meta_ids[(source, lang)] = len(self._meta_ids) + 1
+            self._meta_allowed.clear()
+        return i
+
+    def _file(self, entry: _Entry, family: str, f: Feature, c: int) -> None:
+        self._postings.add(family, f[0], f[1], c)
+        entry.filed.append((family, f[0], f[1], c))
+
+    def _use_check(self, entry: _Entry, key: Hashable) -> int:
+        entry.checks.append(key)
+        i = self._check_ids.get(key)
+        if i is None:
+            i = self._check_ids[key] = self._next_check
+            self._next_check += 1
+            self._checks[i] = (self._predicates.compile(_node(key)), 0)
+        test, users = self._checks[i]
+        self._checks[i] = (test, users + 1)
+        return i
+
+    def _release_check(self, key: Hashable) -> None:
+        i = self._check_ids[key]
+        test, users = self._checks[i]
+        if users > 1:
+            self._checks[i] = (test, users - 1)
+        else:
+            del self._checks[i], self._check_ids[key]
+
+    def _cover_of(self, key: Hashable) -> list[Feature] | None:
+        return cover(_node(key), self._preset_covers)
+
+    # -- matching ------------------------------------------------------
+    def match(self, article: Any) -> "Matches":
         """{key: Evidence} of the rules matching `article` (an Article, a
         dict or a Document), in the order the rules were added."""
         doc = Document.from_article(article)
         doc.memo.clear()
-        by_id = self._by_id
-        found = []
-        for i in self.candidates(doc):
-            test = by_id[i].test
-            if test is None or test(doc):
-                found.append(i)
-        found.sort()  # ids grow: the order rules were added
-        lazy, evidence = Evidence.lazy, self._evidence
-        return {(entry := by_id[i]).key: lazy(partial(evidence, entry, doc)) for i in found}
+        candidates = self._candidates(doc)
+        checked = self._has_checks.data[candidates]
+        rule_of = self._rule_of.data
+        if not checked.any():
+            return Matches(self, doc, _sorted_unique(rule_of[candidates]))
+        found = rule_of[candidates[~checked]]
+        passes = self._passes
+        passed = [rule_of[c] for c in set(candidates[checked].tolist()) if passes(c, doc)]
+        if passed:
+            found = np.concatenate((found, np.array(passed, dtype=ID)))
+        return Matches(self, doc, _sorted_unique(found))
+
+    def candidates(self, doc: Document) -> set[int]:
+        """Ids of the rules with a clause worth checking on `doc` (for
+        measuring the index)."""
+        doc = Document.from_article(doc)
+        return set(self._rule_of.data[self._candidates(doc)].tolist())
+
+    def refresh(self) -> None:
+        """Bring the index's arrays up to date now rather than on the next
+        match (`add_many` ends with it)."""
+        self._postings.refresh()
+        n = self._next_clause
+        for column in (self._counts, self._blocked):
+            if len(column.data) < n:
+                column[n] = column.fill
+
+    def _candidates(self, doc: Document) -> np.ndarray:
+        """Clause ids that hold on `doc` unless a check says otherwise
+        (possibly repeated)."""
+        postings = self._postings
+        self.refresh()
+        parts = []
+        for table, index in postings.arrays("any").items():
+            parts += [index[k] for k in doc.table(table) & index.keys()]
+        if self._always:
+            if self._always_array is None:
+                self._always_array = np.fromiter(self._always, dtype=ID, count=len(self._always))
+            parts.append(self._always_array)
+        counted = []
+        for table, index in postings.arrays("all").items():
+            counted += [index[k] for k in doc.table(table) & index.keys()]
+        if counted:
+            parts.append(self._complete(np.concatenate(counted)))
+        if not parts:
+            return EMPTY
+        found = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        absent = []
+        for table, index in postings.arrays("absent").items():
+            absent += [index[k] for k in doc.table(table) & index.keys()]
+        if absent:
+            found = self._without(found, np.concatenate(absent))
+        if self._meta_users:
+            found = found[self._allowed(doc)[self._meta.data[found]]]
+        return found
+
+    def _complete(self, ids: np.ndarray) -> np.ndarray:
+        """Those of `ids` (clauses of the "all" family, one per present
+        feature the article has) that appear as often as they need."""
+        counts = self._counts.data
+        np.add.at(counts, ids, 1)
+        complete = ids[counts[ids] == self._need.data[ids]]
+        counts[ids] = 0
+        return complete
+
+    def _without(self, found: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        mask = self._blocked.data
+        mask[blocked] = True
+        kept = found[~mask[found]]
+        mask[blocked] = False
+        return kept
+
+    def _allowed(self, doc: Document) -> np.ndarray:
+        """Which (source, lang) requirement ids `doc` meets, as a mask."""
+        mask = self._meta_allowed.get((doc.source, doc.lang))
+        if mask is None:
+            mask = np.zeros(len(self._meta_ids) + 1, dtype=bool)
+            mask[0] = True
+            for (source, lang), i in self._meta_ids.items():
+                mask[i] = source in (None, doc.source) and lang in (None, doc.lang)
+            self._meta_allowed[(doc.source, doc.lang)] = mask
+        return mask
+
+    def _passes(self, c: int, doc: Document) -> bool:
+        holds, fails = self._clause_checks[c]
+        memo, checks = doc.memo, self._checks
+        for i in holds:
+            got = memo.get(i)
+            if got is None:
+                got = memo[i] = checks[i][0](doc)
+            if not got:
+                return False
+        for i in fails:
+            got = memo.get(i)
+            if got is None:
+                got = memo[i] = checks[i][0](doc)
+            if got:
+                return False
+        return True
 
     def _evidence(self, entry: _Entry, doc: Document) -> list:
         if entry.hits is None:
             entry.hits = self._compiler.compile(entry.rule)
         hits = entry.hits(doc)
-        if hits is None:  # the test said it matches: the two must agree
+        if hits is None:  # the index said it matches: the two must agree
             raise AssertionError(f"evidence disagrees with the match for rule {entry.key!r}")
         return hits
 
 
-# -- covers ------------------------------------------------------------
-def _feature_score(feature: Feature) -> float:
-    """Rough rarity: longer keys are rarer; a word pair beats one word; a
-    language is shared by a large share of all articles."""
-    table, key = feature
-    if table == "m":
-        return 4.0 if key.startswith("source=") else 0.0
-    if table == "b":
-        return 10.0 + len(key)
-    if table == "p":
-        return float(len(key))
-    return len(key) + 1.0
+class Matches(Mapping):
+    """The result of `Matcher.match`: a read-only {key: Evidence} in the
+    order the rules were added. Hundreds of rules can match one article and
+    most callers route on a few names, so keys and Evidence objects are
+    looked up when read."""
+
+    __slots__ = ("_matcher", "_doc", "_ids", "_id_set", "_values")
+
+    def __init__(self, matcher: Matcher, doc: Document, ids: np.ndarray):
+        self._matcher = matcher
+        self._doc = doc
+        self._ids = ids  # rule ids, ascending
+        self._id_set: set[int] | None = None
+        self._values: dict[Hashable, Evidence] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        rules = self._matcher._rules
+        return (rules[i].key for i in self._ids.tolist())
+
+    def __contains__(self, key) -> bool:
+        return self._entry(key) is not None
+
+    def __getitem__(self, key: Hashable) -> Evidence:
+        evidence = self._values.get(key)
+        if evidence is None:
+            entry = self._entry(key)
+            if entry is None:
+                raise KeyError(key)
+            evidence = self._values[key] = Evidence.lazy(partial(self._matcher._evidence, entry, self._doc))
+        return evidence
+
+    def _entry(self, key: Hashable) -> _Entry | None:
+        try:
+            entry = self._matcher._entries.get(key)
+        except TypeError:  # an unhashable key is not in here
+            return None
+        if entry is None:
+            return None
+        if self._id_set is None:
+            self._id_set = set(self._ids.tolist())
+        return entry if entry.id in self._id_set else None
+
+    def __repr__(self) -> str:
+        return f"Matches({list(self)!r})"
 
 
-def _cover_score(cover: list[Feature]) -> float:
-    return min(map(_feature_score, cover)) - 0.5 * (len(cover) - 1)
-
-
-def _exact(node: Node) -> bool:
-    """True when a document has one of the rule's cover features exactly
-    when the rule matches (the cover ignores fields and cuts prefixes)."""
-    if isinstance(node, Term):
-        return node.fields == BOTH
-    if isinstance(node, Phrase):
-        return node.fields == BOTH and len(node.words) == 1
-    if isinstance(node, Prefix):
-        return node.fields == BOTH and len(node.prefix) <= PREFIX_KEY
-    if isinstance(node, Meta):
-        return True
-    if isinstance(node, Or):
-        return all(_exact(c) for c in node.children)
-    return False
-
-
-def _cover(node: Node, presets: dict) -> list[Feature] | None:
-    """Features of which any match must contain at least one (None: the
-    rule can match without any, e.g. under NOT). `presets` caches the cover
-    of each preset tree by id (the tree is kept alive alongside)."""
-    if isinstance(node, Term):
-        return [("s", node.stem)]
-    if isinstance(node, Prefix):
-        # Filed under at most its first PREFIX_KEY characters, so a document
-        # needs at most PREFIX_KEY prefix sets however many prefix lengths
-        # the rules use; the exact test then checks the whole prefix.
-        return [("p", node.prefix[:PREFIX_KEY])]
-    if isinstance(node, Phrase):
-        words = node.words
-        if len(words) == 1:
-            return [("w", words[0])]
-        pair = max(zip(words, words[1:]), key=lambda p: len(p[0]) + len(p[1]))
-        return [("b", pair[0] + " " + pair[1])]
-    if isinstance(node, Meta):
-        return [("m", f"{node.field}={node.value}")]
-    if isinstance(node, Near):
-        return max(_cover(node.left, presets), _cover(node.right, presets), key=_cover_score)
-    if isinstance(node, PresetRef):
-        known = presets.get(id(node.rule))
-        if known is None:
-            known = presets[id(node.rule)] = (node.rule, _cover(node.rule, presets))
-        return known[1]
-    if isinstance(node, Not):
-        return None
-    covers = [_cover(c, presets) for c in node.children]
-    if isinstance(node, And):
-        usable = [c for c in covers if c is not None]
-        return max(usable, key=_cover_score) if usable else None
-    if any(c is None for c in covers):  # Or
-        return None
-    return list(dict.fromkeys(f for c in covers for f in c))
+def _sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """np.unique for the short arrays here, without its fixed overhead."""
+    if len(ids) < 2:
+        return ids
+    ids = np.sort(ids)
+    keep = np.empty(len(ids), dtype=bool)
+    keep[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]

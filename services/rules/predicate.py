@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from services.rules.compiled import fast_spans, lookup_table, simple_key
+from services.rules.clauses import cover
+from services.rules.compiled import fast_spans, has, lookup_table, present, simple_key
 from services.rules.document import Document
 from services.rules.evaluate import near_spans
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
@@ -22,6 +23,7 @@ class PredicateCompiler:
         # id of a preset tree -> (tree, test); the tree is kept so its id
         # stays unique. Results are memoised per document under ("t", id).
         self._presets: dict[int, tuple[Node, Test]] = {}
+        self._covers: dict = {}  # `clauses.cover`'s cache of preset covers
 
     def compile(self, node: Node) -> Test:
         if isinstance(node, (Term, Phrase, Prefix)):
@@ -59,27 +61,52 @@ class PredicateCompiler:
             fields = leaf.fields
             if table == "stem" and fields == BOTH:  # the most common leaf
                 return lambda d: key in d.stem_set
-            return lambda d: key in lookup_table(d, table, length, fields)
+            if length or table != "prefix":
+                return lambda d: key in lookup_table(d, table, length, fields)
+            return lambda d: has(d, table, length, fields, key)
         # A phrase of several words: its first pair must be in the document.
-        pair = leaf.words[0] + " " + leaf.words[1]
+        pair = (leaf.words[0], leaf.words[1])
         names = leaf.fields
         return lambda d: pair in d.bigrams and any(fast_spans(leaf, d.fields[n]) for n in names)
 
     def _or(self, node: Or) -> Test:
         groups: dict[tuple, set[str]] = {}
         others: list[Test] = []
+        # The other branches (AND, NEAR... a preset has dozens) filed under
+        # their covers: an article is tested only against the branches whose
+        # cover it has, as the Matcher does with whole rules.
+        gated: dict[str, dict] = {}
         for child in node.children:
             simple = simple_key(child)
-            if simple is None:
-                others.append(self.compile(child))
-            else:
+            if simple is not None:
                 table, length, key = simple
                 groups.setdefault((table, length, child.fields), set()).add(key)
+                continue
+            test = self.compile(child)
+            features = cover(child, self._covers)
+            if features is None:
+                others.append(test)
+                continue
+            for table, key in features:
+                gated.setdefault(table, {}).setdefault(key, []).append(test)
         checks = [(table, length, fields, frozenset(keys)) for (table, length, fields), keys in groups.items()]
+        if gated:
+            def gate(d: Document) -> bool:
+                for table, tests in gated.items():
+                    for key in d.table(table) & tests.keys():
+                        for test in tests[key]:
+                            if test(d):
+                                return True
+                return False
+
+            others.append(gate)
 
         def any_of(d: Document) -> bool:
             for table, length, fields, keys in checks:
-                if not keys.isdisjoint(lookup_table(d, table, length, fields)):
+                if length or table != "prefix":
+                    if not keys.isdisjoint(lookup_table(d, table, length, fields)):
+                        return True
+                elif present(d, table, length, fields, keys):
                     return True
             for other in others:
                 if other(d):
@@ -96,7 +123,7 @@ class PredicateCompiler:
 
         def near(d: Document) -> bool:
             for table, length, key in quick:
-                if key not in lookup_table(d, table, length, BOTH):
+                if not has(d, table, length, BOTH, key):
                     return False
             for name in names:
                 field = d.fields[name]

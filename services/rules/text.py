@@ -116,7 +116,7 @@ class FieldText:
     """One tokenised field: parallel lists of normalised words, stems and
     (start, end) offsets, plus lookup tables built on first use."""
 
-    __slots__ = ("text", "norms", "stems", "_scan", "_pattern", "_spans", "_stem_pos", "_word_pos", "_prefix_pos")
+    __slots__ = ("text", "norms", "stems", "_scan", "_pattern", "_spans", "_stem_pos", "_word_pos", "_prefix_sets")
 
     def __init__(self, text: str):
         self.text = text
@@ -131,7 +131,7 @@ class FieldText:
         self._spans: list[tuple[int, int]] | None = None
         self._stem_pos: dict[str, list[int]] | None = None
         self._word_pos: dict[str, list[int]] | None = None
-        self._prefix_pos: dict[int, dict[str, list[int]]] = {}
+        self._prefix_sets: dict[int, set[str]] = {}
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -153,17 +153,12 @@ class FieldText:
             self._word_pos = _positions(self.norms)
         return self._word_pos
 
-    def prefix_pos(self, length: int) -> dict[str, list[int]]:
-        """Positions of words by their first `length` characters (words
-        shorter than `length` are left out)."""
-        table = self._prefix_pos.get(length)
-        if table is None:
-            table = {}
-            for i, w in enumerate(self.norms):
-                if len(w) >= length:
-                    table.setdefault(w[:length], []).append(i)
-            self._prefix_pos[length] = table
-        return table
+    def prefix_set(self, length: int) -> set[str]:
+        """First `length` characters of every word at least that long."""
+        found = self._prefix_sets.get(length)
+        if found is None:
+            found = self._prefix_sets[length] = {w[:length] for w in self.norms if len(w) >= length}
+        return found
 
 
 def _positions(items: list[str]) -> dict[str, list[int]]:
