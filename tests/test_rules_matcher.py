@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -186,3 +187,35 @@ def test_preset_is_compiled_once_and_shared():
     assert list(got) == [1]
     assert got[1].terms() == ["astana", "r1"]
     assert len(matcher._compiler._presets) == 1
+
+
+@pytest.mark.parametrize(
+    "query, title, summary, source, lang, matches",
+    [
+        # Counted clauses: every present feature, and only then.
+        ("tariff AND duty", "Tariff", "tariff tariff", "", "en", False),
+        ("tariff AND duty", "Tariff", "a duty", "", "en", True),
+        ("title:tariff duty oil", "Tariff duty", "oil", "", "en", True),
+        ("title:tariff duty oil", "duty", "tariff oil", "", "en", False),
+        # Absent features rule a clause out, not the rule.
+        ("(tariff -oil) OR (duty -gas)", "tariff duty", "oil", "", "en", True),
+        ("(tariff -oil) OR (duty -gas)", "tariff duty", "oil gas", "", "en", False),
+        # source:/lang: filter the clause they are in.
+        ("lang:ru нефть OR source:ap oil", "нефть", "", "ap", "en", False),
+        ("lang:ru нефть OR source:ap oil", "oil", "", "ap", "en", True),
+        ("source:ap lang:en oil", "oil", "", "ap", "en", True),
+        ("source:ap lang:en oil", "oil", "", "ap", "ru", False),
+        ("source:ap source:reuters", "oil", "", "ap", "en", False),
+        ("lang:en", "anything", "", "", "en", True),
+        # A clause of checks only, and a NOT over a check.
+        ("oil NEAR/1 pipeline", "oil and pipeline", "", "", "en", False),
+        ("oil -(oil NEAR/1 pipeline)", "oil and pipeline", "", "", "en", True),
+        ("uranium* -uraniumx*", "uraniums", "", "", "en", True),
+    ],
+)
+def test_matcher_decides_each_clause_shape(query, title, summary, source, lang, matches):
+    article = {"title": title, "summary": summary, "source": source, "lang": lang}
+    matcher = Matcher()
+    matcher.add("r", query)
+    assert ("r" in matcher.match(article)) is matches
+    assert (evaluate(parse(query), Document.from_article(article)) is not None) is matches

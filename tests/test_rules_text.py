@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from services.rules.document import Document
-from services.rules.text import FieldText, normalise_word, stem_normalised, word_forms
+from services.rules.text import FieldText, normalise_word, stem_normalised, token, word_forms
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,9 @@ def test_stems_by_script(word, stem):
 
 def test_word_forms_is_cached_and_stable():
     assert word_forms("Tariffs") == ("tariffs", "tariff")
-    assert word_forms("Tariffs") is word_forms("Tariffs")
+    assert token("Tariffs") is token("Tariffs")
+    assert token("Tariffs") == ("tariffs", "tariff", "tari")
+    assert token("Oil") == ("oil", "oil", None)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Hashable, NamedTuple
 
+from services.rules.text import stem_normalised
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 
 MAX_CLAUSES = 64
@@ -167,7 +168,9 @@ def cover(node: Node, presets: dict) -> list[Feature] | None:
     if isinstance(node, Phrase):
         words = node.words
         if len(words) == 1:
-            return [("w", words[0])]
+            # The word's stem: a document with the word has it, and the
+            # stem table is one the index reads anyway.
+            return [("s", stem_normalised(words[0]))]
         return [("b", max(zip(words, words[1:]), key=lambda p: len(p[0]) + len(p[1])))]
     if isinstance(node, Meta):
         return [("m", f"{node.field}={node.value}")]

@@ -11,6 +11,7 @@ preset) are tested together with one set intersection per kind.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Callable
 
 from services.rules.clauses import PREFIX_KEY
@@ -58,9 +59,11 @@ def _leaf_hits(leaf: Term | Phrase | Prefix, doc: Document) -> list[Hit]:
 
 
 def prefix_positions(prefix: str, field: FieldText) -> list[int]:
-    """Positions of the words starting with `prefix`: the field's set of
-    4-letter prefixes rules out most prefixes without a scan."""
-    if prefix[:PREFIX_KEY] not in field.prefix_set(min(len(prefix), PREFIX_KEY)):
+    """Positions of the words starting with `prefix` (a binary search in
+    the field's sorted words rules out most prefixes without a scan)."""
+    words = field.sorted_words
+    i = bisect_left(words, prefix)
+    if i == len(words) or not words[i].startswith(prefix):
         return []
     return [i for i, w in enumerate(field.norms) if w.startswith(prefix)]
 
@@ -97,19 +100,39 @@ def lookup_table(doc: Document, table: str, length: int, fields: tuple[str, ...]
     return field.prefix_set(length)
 
 
+def key_set(table: str, length: int, keys):
+    """The form `present` takes keys in: a frozenset, except for long
+    prefixes: {first PREFIX_KEY letters: prefixes}, so a document's 4-letter
+    prefixes rule most of them out with one set operation."""
+    if length or table != "prefix":
+        return frozenset(keys)
+    grouped: dict[str, list[str]] = {}
+    for k in keys:
+        grouped.setdefault(k[:PREFIX_KEY], []).append(k)
+    return grouped
+
+
 def present(doc: Document, table: str, length: int, fields: tuple[str, ...], keys) -> set:
-    """Those of `keys` (a set of one kind's simple keys) found in `doc`."""
+    """Those of `keys` (from `key_set`) found in `doc`."""
     if length or table != "prefix":
         return keys.intersection(lookup_table(doc, table, length, fields))
     gate = lookup_table(doc, "prefix", PREFIX_KEY, fields)
-    words = doc.word_set if len(fields) == 2 else doc.fields[fields[0]].word_pos
-    return {k for k in keys if k[:PREFIX_KEY] in gate and any(w.startswith(k) for w in words)}
+    words = doc.sorted_words if len(fields) == 2 else doc.fields[fields[0]].sorted_words
+    n = len(words)
+    # In sorted order, the first word not below the prefix is the only one
+    # that can start with it.
+    return {k for p in keys.keys() & gate for k in keys[p]
+            if (i := bisect_left(words, k)) < n and words[i].startswith(k)}
 
 
 def has(doc: Document, table: str, length: int, fields: tuple[str, ...], key: str) -> bool:
     if length or table != "prefix":
         return key in lookup_table(doc, table, length, fields)
-    return bool(present(doc, table, length, fields, (key,)))
+    if key[:PREFIX_KEY] not in lookup_table(doc, "prefix", PREFIX_KEY, fields):
+        return False
+    words = doc.sorted_words if len(fields) == 2 else doc.fields[fields[0]].sorted_words
+    i = bisect_left(words, key)
+    return i < len(words) and words[i].startswith(key)
 
 
 class Compiler:
@@ -177,7 +200,7 @@ class Compiler:
             else:
                 table, length, key = simple
                 groups.setdefault((table, length, child.fields), {}).setdefault(key, []).append(child)
-        checks = [(table, length, fields, frozenset(leaves), leaves)
+        checks = [(table, length, fields, key_set(table, length, leaves), leaves)
                   for (table, length, fields), leaves in groups.items()]
 
         def any_of(d: Document):

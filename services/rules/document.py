@@ -18,7 +18,7 @@ class Document:
     """
 
     __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets",
-                 "_tables", "memo")
+                 "_tables", "_sorted", "memo")
 
     def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
         self.title = title or ""
@@ -34,6 +34,7 @@ class Document:
         self._bigrams: set[str] | None = None
         self._prefix_sets: dict[int, set[str]] = {}
         self._tables: dict[str, set] = {}
+        self._sorted: list[str] | None = None
         # Results shared across rules while matching (a preset used by many
         # rules is evaluated once per document).
         self.memo: dict = {}
@@ -67,15 +68,26 @@ class Document:
     def bigrams(self) -> set[tuple[str, str]]:
         """Adjacent word pairs within a field, as (first, second)."""
         if self._bigrams is None:
-            self._bigrams = self.table("tb") | self.table("sb")
+            pairs = set()
+            for field in self.fields.values():
+                norms = field.norms
+                pairs.update(zip(norms, norms[1:]))
+            self._bigrams = pairs
         return self._bigrams
+
+    @property
+    def sorted_words(self) -> list[str]:
+        """Distinct normalised words of both fields in order."""
+        if self._sorted is None:
+            self._sorted = sorted(self.word_set)
+        return self._sorted
 
     def prefix_set(self, length: int) -> set[str]:
         """First `length` characters of every word that long, both fields."""
         found = self._prefix_sets.get(length)
         if found is None:
-            found = {w[:length] for w in self.word_set if len(w) >= length}
-            self._prefix_sets[length] = found
+            title, summary = self.fields["title"], self.fields["summary"]
+            found = self._prefix_sets[length] = title.prefix_set(length) | summary.prefix_set(length)
         return found
 
     def table(self, name: str) -> set:

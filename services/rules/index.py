@@ -91,9 +91,7 @@ class Matcher:
         self._meta_users = 0
         self._always: dict[int, None] = {}
         self._always_array: np.ndarray | None = None
-        # Scratch columns, zero between articles.
-        self._counts = Column(np.int16, 0)
-        self._blocked = Column(np.bool_, False)
+        self._blocked = Column(np.bool_, False)  # scratch, all False between articles
         # Checks are shared by every clause that uses them: id by key.
         self._check_ids: dict[Hashable, int] = {}
         self._checks: dict[int, tuple[Test, int]] = {}  # id -> (test, users)
@@ -259,9 +257,8 @@ class Matcher:
         match (`add_many` ends with it)."""
         self._postings.refresh()
         n = self._next_clause
-        for column in (self._counts, self._blocked):
-            if len(column.data) < n:
-                column[n] = column.fill
+        if len(self._blocked.data) < n:
+            self._blocked[n] = False
 
     def _candidates(self, doc: Document) -> np.ndarray:
         """Clause ids that hold on `doc` unless a check says otherwise
@@ -293,13 +290,18 @@ class Matcher:
         return found
 
     def _complete(self, ids: np.ndarray) -> np.ndarray:
-        """Those of `ids` (clauses of the "all" family, one per present
-        feature the article has) that appear as often as they need."""
-        counts = self._counts.data
-        np.add.at(counts, ids, 1)
-        complete = ids[counts[ids] == self._need.data[ids]]
-        counts[ids] = 0
-        return complete
+        """Those of `ids` (clauses of the "all" family, once per present
+        feature the article has) that appear as often as they need. A clause
+        appears at most `need` times, so once sorted, its run is complete
+        exactly when the id `need - 1` places on is still the same."""
+        n = len(ids)
+        padded = np.empty(n + 1, dtype=ID)
+        padded[:n] = np.sort(ids)
+        padded[n] = -1  # past the end: equal to no clause
+        ids = padded[:n]
+        ahead = np.arange(n) + self._need.data[ids] - 1
+        np.minimum(ahead, n, out=ahead)
+        return ids[padded[ahead] == ids]
 
     def _without(self, found: np.ndarray, blocked: np.ndarray) -> np.ndarray:
         mask = self._blocked.data

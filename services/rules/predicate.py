@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from services.rules.clauses import cover
-from services.rules.compiled import fast_spans, has, lookup_table, present, simple_key
+from services.rules.compiled import fast_spans, has, key_set, lookup_table, present, simple_key
 from services.rules.document import Document
 from services.rules.evaluate import near_spans
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
@@ -89,7 +89,7 @@ class PredicateCompiler:
                 continue
             for table, key in features:
                 gated.setdefault(table, {}).setdefault(key, []).append(test)
-        checks = [(table, length, fields, frozenset(keys)) for (table, length, fields), keys in groups.items()]
+        checks = [(table, length, fields, key_set(table, length, keys)) for (table, length, fields), keys in groups.items()]
         if gated:
             def gate(d: Document) -> bool:
                 for table, tests in gated.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from operator import itemgetter
 
 import snowballstemmer
 
@@ -34,7 +35,7 @@ _ENGLISH = snowballstemmer.stemmer("english")
 _RUSSIAN = snowballstemmer.stemmer("russian")
 
 _CACHE_LIMIT = 500_000
-_word_cache: dict[str, tuple[str, str]] = {}
+_word_cache: dict[str, tuple[str, str, str | None]] = {}
 
 
 @lru_cache(maxsize=4096)
@@ -81,15 +82,26 @@ def stem_normalised(norm: str) -> str:
 
 
 def word_forms(word: str) -> tuple[str, str]:
-    """(normalised, stem) of an original word, cached: news text repeats."""
+    """(normalised, stem) of an original word."""
+    return token(word)[:2]
+
+
+def token(word: str) -> tuple[str, str, str | None]:
+    """(normalised, stem, first 4 letters or None if shorter) of an original
+    word, cached: news text repeats. The prefix is what the Matcher's index
+    looks up most; taking it from here spares slicing every word of every
+    article."""
     forms = _word_cache.get(word)
     if forms is None:
         norm = normalise_word(word)
-        forms = (norm, stem_normalised(norm))
+        forms = (norm, stem_normalised(norm), norm[:4] if len(norm) >= 4 else None)
         if len(_word_cache) >= _CACHE_LIMIT:
             _word_cache.clear()
         _word_cache[word] = forms
     return forms
+
+
+_NORM, _STEM, _PREFIX4 = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def iter_words(text: str):
@@ -116,22 +128,23 @@ class FieldText:
     """One tokenised field: parallel lists of normalised words, stems and
     (start, end) offsets, plus lookup tables built on first use."""
 
-    __slots__ = ("text", "norms", "stems", "_scan", "_pattern", "_spans", "_stem_pos", "_word_pos", "_prefix_sets")
+    __slots__ = ("text", "tokens", "norms", "stems", "_scan", "_pattern", "_spans", "_stem_pos", "_word_pos", "_prefix_sets", "_sorted")
 
     def __init__(self, text: str):
         self.text = text
         scan = text.replace("_", " ") if "_" in text else text
         pattern = _pattern(scan)
         get = _word_cache.get
-        forms = [get(w) or word_forms(w) for w in pattern.findall(scan)]
-        self.norms = [f[0] for f in forms]
-        self.stems = [f[1] for f in forms]
+        self.tokens = tokens = [get(w) or token(w) for w in pattern.findall(scan)]
+        self.norms = list(map(_NORM, tokens))
+        self.stems = list(map(_STEM, tokens))
         self._scan = scan
         self._pattern = pattern
         self._spans: list[tuple[int, int]] | None = None
         self._stem_pos: dict[str, list[int]] | None = None
         self._word_pos: dict[str, list[int]] | None = None
         self._prefix_sets: dict[int, set[str]] = {}
+        self._sorted: list[str] | None = None
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -153,11 +166,23 @@ class FieldText:
             self._word_pos = _positions(self.norms)
         return self._word_pos
 
+    @property
+    def sorted_words(self) -> list[str]:
+        """Distinct normalised words in order (prefix look-ups bisect it)."""
+        if self._sorted is None:
+            self._sorted = sorted(set(self.norms))
+        return self._sorted
+
     def prefix_set(self, length: int) -> set[str]:
         """First `length` characters of every word at least that long."""
         found = self._prefix_sets.get(length)
         if found is None:
-            found = self._prefix_sets[length] = {w[:length] for w in self.norms if len(w) >= length}
+            if length == 4:
+                found = set(map(_PREFIX4, self.tokens))
+                found.discard(None)
+            else:
+                found = {w[:length] for w in self.norms if len(w) >= length}
+            self._prefix_sets[length] = found
         return found
 
 
