@@ -126,20 +126,20 @@ def _filed(matcher: Matcher, key) -> dict:
 def test_index_files_each_clause_under_its_features():
     matcher = Matcher(PRESETS)
     cases = [
-        ("term", "tariff", {"any": {("s", "tariff")}}),
+        ("term", "tariff", {"present": {("s", "tariff")}}),
         ("and counts every feature", 'tariff AND "export duty"',
-         {"all": {("s", "tariff"), ("b", ("export", "duty"))}}),
-        ("a field has its own table", "title:tariff oil", {"all": {("ts", "tariff"), ("s", "oil")}}),
-        ("or: one clause per branch", "tariff OR uran*", {"any": {("s", "tariff"), ("p4", "uran")}}),
-        ("near is a check filed under its rarer side", "oil NEAR/3 pipelines", {"any": {("s", "pipelin")}}),
-        ("meta alone", "source:Reuters", {"any": {("m", "source=reuters")}}),
-        ("meta with a term filters, is not filed", "lang:ru нефть", {"any": {("s", "нефт")}}),
-        ("absent", "tariff -(oil OR gas)", {"any": {("s", "tariff")}, "absent": {("s", "oil"), ("s", "gas")}}),
+         {"present": {("s", "tariff"), ("b", ("export", "duty"))}}),
+        ("a field has its own table", "title:tariff oil", {"present": {("ts", "tariff"), ("s", "oil")}}),
+        ("or: one clause per branch", "tariff OR uran*", {"present": {("s", "tariff"), ("p4", "uran")}}),
+        ("near is a check filed under its rarer side", "oil NEAR/3 pipelines", {"present": {("s", "pipelin")}}),
+        ("meta alone", "source:Reuters", {"present": {("m", "source=reuters")}}),
+        ("meta with a term filters, is not filed", "lang:ru нефть", {"present": {("s", "нефт")}}),
+        ("absent", "tariff -(oil OR gas)", {"present": {("s", "tariff")}, "absent": {("s", "oil"), ("s", "gas")}}),
         ("pure not", "-tariff", {"absent": {("s", "tariff")}}),
-        ("or with a not", "tariff OR -oil", {"any": {("s", "tariff")}, "absent": {("s", "oil")}}),
+        ("or with a not", "tariff OR -oil", {"present": {("s", "tariff")}, "absent": {("s", "oil")}}),
         ("preset: a check under its cover", "country:KZ",
-         {"any": {("p4", "kaza"), ("p4", "каза"), ("p4", "аста"), ("s", "astana")}}),
-        ("long prefix", "kazakhstan*", {"any": {("p4", "kaza")}}),
+         {"present": {("p4", "kaza"), ("p4", "каза"), ("p4", "аста"), ("s", "astana")}}),
+        ("long prefix", "kazakhstan*", {"present": {("p4", "kaza")}}),
     ]
     for key, query, _ in cases:
         matcher.add(key, query)
@@ -173,7 +173,7 @@ def test_add_remove_and_replace_leave_no_trace():
         matcher.remove(key)
     matcher.refresh()
     assert matcher._postings.tables() == set()
-    assert all(matcher._postings.arrays(f) == {} for f in ("any", "all", "absent"))
+    assert all(matcher._postings.arrays(f) == {} for f in ("present", "absent"))
     assert matcher._always == {} and matcher._checks == {} and matcher._meta_users == 0
     assert matcher.match({"title": "Oil", "summary": ""}) == {}
 

@@ -82,7 +82,7 @@ class Matcher:
         self._rule_of = Column(ID, -1)
         self._has_checks = Column(np.bool_, False)
         self._clause_checks: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        self._need = Column(np.int16, 0)  # present features counted, for the "all" family
+        self._need = Column(np.int16, 1)  # see _add_clause
         # The (source, lang) a clause requires, as an id (0: none), and per
         # article (source, lang) which of those ids it satisfies.
         self._meta = Column(ID, 0)
@@ -180,15 +180,15 @@ class Matcher:
         # to be worth filing under).
         self._meta[c] = self._meta_id(required.get("source"), required.get("lang")) if meta else 0
         self._meta_users += bool(meta)
-        self._need[c] = len(present)
-        if len(present) == 1:
-            self._file(entry, "any", present[0], c)
-        elif present:
+        # How many of the features it is filed under an article must have:
+        # all of its present features, or any one of a check's cover.
+        self._need[c] = max(1, len(present))
+        if present:
             for f in present:
-                self._file(entry, "all", f, c)
+                self._file(entry, "present", f, c)
         elif covers:
             for f in max(covers, key=cover_score):
-                self._file(entry, "any", f, c)
+                self._file(entry, "present", f, c)
         else:
             self._always[c] = None
             self._always_array = None
@@ -265,21 +265,16 @@ class Matcher:
         (possibly repeated)."""
         postings = self._postings
         self.refresh()
-        parts = []
-        for table, index in postings.arrays("any").items():
-            parts += [index[k] for k in doc.table(table) & index.keys()]
+        hits = []
+        for table, index in postings.arrays("present").items():
+            hits += [index[k] for k in doc.table(table) & index.keys()]
         if self._always:
             if self._always_array is None:
                 self._always_array = np.fromiter(self._always, dtype=ID, count=len(self._always))
-            parts.append(self._always_array)
-        counted = []
-        for table, index in postings.arrays("all").items():
-            counted += [index[k] for k in doc.table(table) & index.keys()]
-        if counted:
-            parts.append(self._complete(np.concatenate(counted)))
-        if not parts:
+            hits.append(self._always_array)
+        if not hits:
             return EMPTY
-        found = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        found = self._complete(np.concatenate(hits))
         absent = []
         for table, index in postings.arrays("absent").items():
             absent += [index[k] for k in doc.table(table) & index.keys()]
@@ -290,10 +285,12 @@ class Matcher:
         return found
 
     def _complete(self, ids: np.ndarray) -> np.ndarray:
-        """Those of `ids` (clauses of the "all" family, once per present
-        feature the article has) that appear as often as they need. A clause
-        appears at most `need` times, so once sorted, its run is complete
-        exactly when the id `need - 1` places on is still the same."""
+        """Those of `ids` (clause ids, once per feature of the article they
+        are filed under) that appear as often as they need, sorted. A clause
+        that needs two or more appears at most that often (its features
+        differ), so once sorted its run is complete exactly when the id
+        `need - 1` places on is still the same; one that needs one passes at
+        every appearance."""
         n = len(ids)
         padded = np.empty(n + 1, dtype=ID)
         padded[:n] = np.sort(ids)

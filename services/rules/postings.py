@@ -1,12 +1,10 @@
 """The Matcher's inverted index: feature -> clause ids, as numpy arrays.
 
-Three families of postings, each split by feature table:
+Two families of postings, each split by feature table:
 
-- `any`: a clause is a candidate when the document has *one* of the features
-  it is filed under (a clause with one present feature, or a clause of checks
-  filed under the features a check needs);
-- `all`: a clause is a candidate when the document has *all* its present
-  features (two or more; the Matcher counts them);
+- `present`: features a clause needs (all of them), or the cover of a check
+  in a clause that has no present feature (any one of them); the Matcher
+  counts how many a document has;
 - `absent`: a clause is ruled out when the document has any of these.
 
 Lists are the truth and are edited in place; the arrays the Matcher reads
@@ -19,7 +17,7 @@ from typing import Hashable
 
 import numpy as np
 
-FAMILIES = ("any", "all", "absent")
+FAMILIES = ("present", "absent")
 ID = np.int32
 EMPTY = np.zeros(0, dtype=ID)
 
