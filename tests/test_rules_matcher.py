@@ -219,3 +219,17 @@ def test_matcher_decides_each_clause_shape(query, title, summary, source, lang, 
     matcher.add("r", query)
     assert ("r" in matcher.match(article)) is matches
     assert (evaluate(parse(query), Document.from_article(article)) is not None) is matches
+
+
+def test_a_match_result_is_read_before_the_rules_change():
+    matcher = Matcher()
+    matcher.add("a", "oil")
+    got = matcher.match({"title": "Oil", "summary": ""})
+    evidence = got["a"]
+    matcher.add("b", "gas")
+    with pytest.raises(RuntimeError, match="rules changed"):
+        list(got)
+    with pytest.raises(RuntimeError):
+        "a" in got
+    assert evidence.terms() == ["oil"]  # taken before the change: still valid
+    assert list(matcher.match({"title": "Oil gas", "summary": ""})) == ["a", "b"]

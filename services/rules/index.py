@@ -78,6 +78,7 @@ class Matcher:
         self._entries: dict[Hashable, _Entry] = {}
         self._rules: list[_Entry | None] = []  # by rule id; ids grow, so id order = order added
         self._next_clause = 0
+        self._version = 0  # bumped by every change, see Matches
         self._postings = Postings()
         self._rule_of = Column(ID, -1)
         self._has_checks = Column(np.bool_, False)
@@ -113,6 +114,7 @@ class Matcher:
             rule = parse(rule, self._presets)
         if key in self._entries:
             self.remove(key)
+        self._version += 1
         entry = _Entry(len(self._rules), key, rule)
         self._rules.append(entry)
         self._entries[key] = entry
@@ -140,6 +142,7 @@ class Matcher:
     def remove(self, key: Hashable) -> None:
         """Drop the rule under `key` (KeyError if there is none)."""
         entry = self._entries.pop(key)
+        self._version += 1
         self._rules[entry.id] = None
         for posting in entry.filed:
             self._postings.remove(*posting)
@@ -348,12 +351,14 @@ class Matches(Mapping):
     """The result of `Matcher.match`: a read-only {key: Evidence} in the
     order the rules were added. Hundreds of rules can match one article and
     most callers route on a few names, so keys and Evidence objects are
-    looked up when read."""
+    looked up when read: read it before changing the matcher (reading it
+    after raises RuntimeError; Evidence already taken stays valid)."""
 
-    __slots__ = ("_matcher", "_doc", "_ids", "_id_set", "_values")
+    __slots__ = ("_matcher", "_version", "_doc", "_ids", "_id_set", "_values")
 
     def __init__(self, matcher: Matcher, doc: Document, ids: np.ndarray):
         self._matcher = matcher
+        self._version = matcher._version
         self._doc = doc
         self._ids = ids  # rule ids, ascending
         self._id_set: set[int] | None = None
@@ -363,7 +368,7 @@ class Matches(Mapping):
         return len(self._ids)
 
     def __iter__(self) -> Iterator[Hashable]:
-        rules = self._matcher._rules
+        rules = self._current()._rules
         return (rules[i].key for i in self._ids.tolist())
 
     def __contains__(self, key) -> bool:
@@ -378,9 +383,14 @@ class Matches(Mapping):
             evidence = self._values[key] = Evidence.lazy(partial(self._matcher._evidence, entry, self._doc))
         return evidence
 
+    def _current(self) -> Matcher:
+        if self._matcher._version != self._version:
+            raise RuntimeError("the rules changed after this match: match the article again")
+        return self._matcher
+
     def _entry(self, key: Hashable) -> _Entry | None:
         try:
-            entry = self._matcher._entries.get(key)
+            entry = self._current()._entries.get(key)
         except TypeError:  # an unhashable key is not in here
             return None
         if entry is None:
