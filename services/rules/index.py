@@ -83,7 +83,7 @@ class Matcher:
         self._rule_of = Column(ID, -1)
         self._has_checks = Column(np.bool_, False)
         self._clause_checks: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        self._need = Column(np.int16, 1)  # see _add_clause
+        self._need = Column(ID, 1)  # see _add_clause
         # The (source, lang) a clause requires, as an id (0: none), and per
         # article (source, lang) which of those ids it satisfies.
         self._meta = Column(ID, 0)

@@ -7,9 +7,10 @@ dozens in a preset) are tested together, one set intersection per kind.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Callable
 
-from services.rules.clauses import cover
+from services.rules.clauses import PREFIX_KEY, cover
 from services.rules.compiled import fast_spans, has, key_set, lookup_table, present, simple_key
 from services.rules.document import Document
 from services.rules.evaluate import near_spans
@@ -63,6 +64,17 @@ class PredicateCompiler:
                 return lambda d: key in d.stem_set
             if length or table != "prefix":
                 return lambda d: key in lookup_table(d, table, length, fields)
+            if fields == BOTH:  # a long prefix: the commonest check in big rule sets
+                first = key[:PREFIX_KEY]
+
+                def long_prefix(d: Document) -> bool:
+                    if first not in d.table("p4"):
+                        return False
+                    words = d.sorted_words
+                    i = bisect_left(words, key)
+                    return i < len(words) and words[i].startswith(key)
+
+                return long_prefix
             return lambda d: has(d, table, length, fields, key)
         # A phrase of several words: its first pair must be in the document.
         pair = (leaf.words[0], leaf.words[1])
