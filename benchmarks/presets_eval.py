@@ -3,6 +3,7 @@ labeled set written by us (tests/data/labeled/).
 
     .venv/bin/python benchmarks/presets_eval.py              # both splits
     .venv/bin/python benchmarks/presets_eval.py --split tune --errors
+    .venv/bin/python benchmarks/presets_eval.py --timing  # cost per article
 
 `tune.jsonl` is what presets may be tuned against; `holdout.jsonl` was written
 before any tuning and is only ever measured (see docs/presets.md). Matching
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +132,30 @@ def table(split: str, items: list[dict], scores: dict[str, Score]) -> str:
     return "\n".join(lines)
 
 
+def timing(presets: Presets, items: list[dict]) -> str:
+    """Per-article cost of matching every preset (best of 15 passes: the
+    machine is shared), next to tokenising alone."""
+    matcher = Matcher(presets)
+    for p in presets:
+        matcher.add(p.ref, p.ref)
+    articles = [{"title": i["title"], "summary": i["summary"], "lang": i["lang"]} for i in items]
+
+    def best(fn) -> float:
+        runs = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            for a in articles:
+                fn(a)
+            runs.append(time.perf_counter() - t0)
+        return min(runs) / len(articles) * 1e6
+
+    tokenise = best(Document.from_article)
+    match = best(matcher.match)
+    evidence = best(lambda a: [e.hits for e in matcher.match(a).values()])
+    return (f"{len(articles)} articles, {len(presets)} presets, per article: tokenising {tokenise:.0f} us, "
+            f"match {match:.0f} us, match + evidence {evidence:.0f} us")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=SPLITS, action="append", help="default: both")
@@ -137,8 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=LABELED_DIR, help="directory with SPLIT.jsonl")
     ap.add_argument("--engine", choices=("reference", "matcher"), default="reference")
     ap.add_argument("--errors", action="store_true", help="list false positives and negatives")
+    ap.add_argument("--timing", action="store_true", help="time the Matcher with the nine presets instead")
     args = ap.parse_args(argv)
     presets = load_presets(args.presets)
+    if args.timing:
+        items = [i for split in args.split or SPLITS for i in load_items(args.data / f"{split}.jsonl")]
+        print(timing(presets, items))
+        return 0
     for split in args.split or SPLITS:
         items = load_items(args.data / f"{split}.jsonl")
         scores = score(presets, items, args.engine)
