@@ -26,6 +26,7 @@ steady state of a long-running worker.
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
 import random
@@ -256,6 +257,7 @@ def main() -> None:
              f" | {'simple art/s':>12} {'p99 ms':>8} {'sample':>6} | {'speed-up':>8} {'x floor':>7}"
     print("\n" + header + "\n" + "-" * len(header))
     in_loop: list[tuple[int, float]] = []
+    updates: list[tuple[int, float, float]] = []
     for size in sizes:
         queries = [maker.rule() for _ in range(size)]
         gc.collect()
@@ -293,6 +295,26 @@ def main() -> None:
             return spent / len(articles)
 
         in_loop.append((size, min(tokenising_share() for _ in range(3))))
+
+        # A subscription changing while the worker runs: add, then remove,
+        # 200 rules one at a time, matching an article after each change
+        # (the changed postings are rebuilt on that match).
+        # Own random stream, so the rule sets above stay the same.
+        changes = copy.copy(maker)
+        changes.rng = random.Random(size)
+        extra = [changes.rule() for _ in range(200)]
+        clock = time.perf_counter
+        t0 = clock()
+        for i, query in enumerate(extra):
+            matcher.add(("extra", i), query)
+            matcher.match(articles[i])
+        t1 = clock()
+        for i in range(len(extra)):
+            matcher.remove(("extra", i))
+            matcher.match(articles[i])
+        t2 = clock()
+        base = sum(indexed[: len(extra)])
+        updates.append((size, (t1 - t0 - base) / len(extra), (t2 - t1 - base) / len(extra)))
         full_rate = len(articles) / sum(full)
         candidates = sum(len(matcher.candidates(d)) for d in docs[:200]) / min(200, len(docs))
 
@@ -316,6 +338,8 @@ def main() -> None:
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end (other processes share the machine)")
     print(f"tokenising alone: {sum(floor) / len(floor) * 1e6:.0f} us/article; inside the match loop: "
           + ", ".join(f"{t * 1e6:.0f} us at {size:,} rules" for size, t in in_loop))
+    print("one rule added / removed (parse + index, match time taken off): "
+          + ", ".join(f"{a * 1e3:.2f} / {r * 1e3:.2f} ms at {size:,} rules" for size, a, r in updates))
     print("match: Matcher.match() (which rules match; evidence is worked out when read)")
     print("+evidence: the same, then reading every match's evidence (what `tulpar classify` does)")
     print("* simple loop (evaluate() per rule, evidence included) timed on that many evenly spaced")
