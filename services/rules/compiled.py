@@ -11,14 +11,13 @@ preset) are tested together with one set intersection per kind.
 """
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Callable
 
 from services.rules.clauses import PREFIX_KEY
 from services.rules.document import Document
 from services.rules.evaluate import Hit, Span, near_spans
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
-from services.rules.text import FieldText
+from services.rules.text import FieldText, starts_any
 
 HitsFn = Callable[[Document], "list[Hit] | None"]
 
@@ -61,9 +60,7 @@ def _leaf_hits(leaf: Term | Phrase | Prefix, doc: Document) -> list[Hit]:
 def prefix_positions(prefix: str, field: FieldText) -> list[int]:
     """Positions of the words starting with `prefix` (a binary search in
     the field's sorted words rules out most prefixes without a scan)."""
-    words = field.sorted_words
-    i = bisect_left(words, prefix)
-    if i == len(words) or not words[i].startswith(prefix):
+    if not starts_any(field.sorted_words, prefix):
         return []
     return [i for i, w in enumerate(field.norms) if w.startswith(prefix)]
 
@@ -117,22 +114,19 @@ def present(doc: Document, table: str, length: int, fields: tuple[str, ...], key
     if length or table != "prefix":
         return keys.intersection(lookup_table(doc, table, length, fields))
     gate = lookup_table(doc, "prefix", PREFIX_KEY, fields)
-    words = doc.sorted_words if len(fields) == 2 else doc.fields[fields[0]].sorted_words
-    n = len(words)
-    # In sorted order, the first word not below the prefix is the only one
-    # that can start with it.
-    return {k for p in keys.keys() & gate for k in keys[p]
-            if (i := bisect_left(words, k)) < n and words[i].startswith(k)}
+    words = _sorted_words(doc, fields)
+    return {k for p in keys.keys() & gate for k in keys[p] if starts_any(words, k)}
 
 
 def has(doc: Document, table: str, length: int, fields: tuple[str, ...], key: str) -> bool:
     if length or table != "prefix":
         return key in lookup_table(doc, table, length, fields)
-    if key[:PREFIX_KEY] not in lookup_table(doc, "prefix", PREFIX_KEY, fields):
-        return False
-    words = doc.sorted_words if len(fields) == 2 else doc.fields[fields[0]].sorted_words
-    i = bisect_left(words, key)
-    return i < len(words) and words[i].startswith(key)
+    return key[:PREFIX_KEY] in lookup_table(doc, "prefix", PREFIX_KEY, fields) and \
+        starts_any(_sorted_words(doc, fields), key)
+
+
+def _sorted_words(doc: Document, fields: tuple[str, ...]) -> list[str]:
+    return doc.sorted_words if len(fields) == 2 else doc.fields[fields[0]].sorted_words
 
 
 class Compiler:

@@ -7,7 +7,6 @@ dozens in a preset) are tested together, one set intersection per kind.
 """
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Callable
 
 from services.rules.clauses import PREFIX_KEY, cover
@@ -15,6 +14,7 @@ from services.rules.compiled import fast_spans, has, key_set, lookup_table, pres
 from services.rules.document import Document
 from services.rules.evaluate import near_spans
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
+from services.rules.text import starts_any
 
 Test = Callable[[Document], bool]
 
@@ -68,11 +68,7 @@ class PredicateCompiler:
                 first = key[:PREFIX_KEY]
 
                 def long_prefix(d: Document) -> bool:
-                    if first not in d.table("p4"):
-                        return False
-                    words = d.sorted_words
-                    i = bisect_left(words, key)
-                    return i < len(words) and words[i].startswith(key)
+                    return first in d.table("p4") and starts_any(d.sorted_words, key)
 
                 return long_prefix
             return lambda d: has(d, table, length, fields, key)

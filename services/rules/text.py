@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from functools import lru_cache
 from operator import itemgetter
 
@@ -184,6 +185,14 @@ class FieldText:
                 found = {w[:length] for w in self.norms if len(w) >= length}
             self._prefix_sets[length] = found
         return found
+
+
+def starts_any(sorted_words: list[str], prefix: str) -> bool:
+    """Whether a word of `sorted_words` (sorted, distinct) starts with
+    `prefix`: in sorted order the first word not below the prefix is the
+    only one that can."""
+    i = bisect_left(sorted_words, prefix)
+    return i < len(sorted_words) and sorted_words[i].startswith(prefix)
 
 
 def _positions(items: list[str]) -> dict[str, list[int]]:
