@@ -2,72 +2,131 @@
 
 `attempt` is one try of one delivery: claim it, hand the rendered payload to
 its channel, record the outcome. The channel decides retry-or-give-up by the
-type of error it raises; this module only turns that into a schedule.
-`sweep` finds deliveries that should be on the queue but may not be (never
-enqueued after a crash, lost with a Redis restart, held by a killed worker,
-due for a retry) so nothing written is ever lost.
+type of error it raises; this module only turns that into a schedule
+(`retry_delay`, pure). `sweep` finds deliveries that should be on the queue
+but may not be (never enqueued after a crash, lost with a Redis restart, held
+by a killed worker, due for a retry) so nothing written is ever lost.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from services import channels
 from services.channels.errors import PermanentError, RetryableError
 from services.redact import redact
 from services.settings import Settings
 from services.store import Store
+from services.store.models import GAVE_UP, AttemptOutcome
 
 log = logging.getLogger(__name__)
+
+# Each scheduled delay is spread over +-20%: deliveries that failed together
+# (a receiver's outage) come back spread out instead of as one burst.
+JITTER = 0.2
+# A receiver's Retry-After is honoured when it asks for longer than the
+# schedule, up to a day: a bogus "come back next year" must not park an alert.
+MAX_RETRY_AFTER = 24 * 3600.0
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def backoff(attempts: int, base: float, retry_after: float | None = None, cap: float = 3600.0) -> float:
-    """Seconds before the next try: base, 2*base, 4*base ... capped; a server's
-    Retry-After wins when it asks for longer."""
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    return max(delay, retry_after or 0.0)
+def jitter(key: str, attempt: int) -> float:
+    """A factor in [1 - JITTER, 1 + JITTER], the same for the same delivery
+    and attempt (so a decision can be replayed and tested), different across
+    deliveries (so a burst spreads)."""
+    digest = hashlib.sha256(f"{key}\x1f{attempt}".encode("utf-8")).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2 ** 64  # uniform in [0, 1)
+    return 1.0 - JITTER + 2 * JITTER * unit
+
+
+def retry_delay(attempts: int, delays: Sequence[float], key: str,
+                retry_after: float | None = None) -> float | None:
+    """Seconds to wait after attempt number `attempts` failed retryably, or
+    None when that was the last one (len(delays) + 1 attempts in all).
+    delays[attempts - 1], jittered; a Retry-After wins when longer (capped)."""
+    if attempts > len(delays):
+        return None
+    delay = delays[max(attempts, 1) - 1] * jitter(key, attempts)
+    if retry_after:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+# One send's own deadline is settings.http_timeout (the channels enforce it
+# and raise RetryableError(slow=True) when they hit it). Around it, in order:
+# the deliver task's soft time limit, its hard limit, then the claim's lease.
+# The lease must outlast the hard limit: while a worker may still be sending,
+# no one else may claim the delivery (or the alert goes out twice at once);
+# once the worker is killed, the lease running out frees it for the sweeper.
+def _margin(settings: Settings) -> float:
+    # Room for what the deadline does not cover: DNS, the claim and the
+    # record (a SQLite writer may wait on a lock), the pool's own reaction.
+    return max(5.0, settings.http_timeout)
+
+
+def deliver_time_limits(settings: Settings) -> tuple[float, float]:
+    """(soft, hard) Celery time limits of the deliver task, in seconds."""
+    margin = _margin(settings)
+    return settings.http_timeout + margin, settings.http_timeout + 2 * margin
 
 
 def lease(settings: Settings) -> timedelta:
-    # Long enough for one send (connect + write + answer) with a margin; a
-    # worker killed mid-send frees the delivery when this runs out.
-    return timedelta(seconds=settings.http_timeout * 3)
+    # A worker killed mid-send (or by the hard time limit) frees the
+    # delivery when this runs out.
+    return timedelta(seconds=settings.http_timeout + 3 * _margin(settings))
 
 
 def attempt(store: Store, delivery_id: int, settings: Settings,
-            clock: Callable[[], datetime] = utcnow) -> str:
+            clock: Callable[[], datetime] = utcnow) -> AttemptOutcome:
     """One try. Returns sent | retry | failed | skipped (not due, or taken)."""
     delivery = store.claim(delivery_id, clock(), lease(settings))
     if delivery is None:
-        return "skipped"
+        return AttemptOutcome.SKIPPED
     where = f"delivery {delivery.id} to {redact(delivery.channel)}"
+    max_attempts = settings.max_attempts
+    if delivery.attempts > max_attempts:
+        # Claimed again after its last attempt never finished (the worker was
+        # killed, or hit its time limit, every time): stop rather than loop.
+        error = f"{GAVE_UP} {max_attempts} attempts: the last one did not finish (worker lost or timed out)"
+        store.record_attempt(delivery.id, outcome=AttemptOutcome.FAILED, now=clock(), error=error)
+        log.warning("%s: %s", where, error)
+        return AttemptOutcome.FAILED
     try:
         channels.deliver(delivery.channel, delivery.payload, settings=settings,
                          idempotency_key=delivery.idempotency_key)
     except RetryableError as exc:
         now = clock()
-        if delivery.attempts >= settings.max_attempts:
-            store.record_attempt(delivery.id, outcome="failed", now=now,
-                                 error=f"gave up after {delivery.attempts} attempts: {exc}")
-            log.warning("%s: gave up after %d attempts: %s", where, delivery.attempts, exc)
-            return "failed"
-        delay = backoff(delivery.attempts, settings.retry_base_seconds, getattr(exc, "retry_after", None))
-        store.record_attempt(delivery.id, outcome="retry", now=now, error=str(exc),
-                             retry_at=now + timedelta(seconds=delay))
+        delay = retry_delay(delivery.attempts, settings.retry_delays, delivery.idempotency_key,
+                            exc.retry_after)
+        if delay is None:
+            error = f"{GAVE_UP} {delivery.attempts} attempts: {exc}"
+            store.record_attempt(delivery.id, outcome=AttemptOutcome.FAILED, now=now, error=error)
+            log.warning("%s: %s", where, error)
+            return AttemptOutcome.FAILED
+        retry_at = now + timedelta(seconds=delay)
+        store.record_attempt(delivery.id, outcome=AttemptOutcome.RETRY, now=now, error=str(exc),
+                             retry_at=retry_at)
         log.info("%s: attempt %d failed, retry in %.1fs: %s", where, delivery.attempts, delay, exc)
-        return "retry"
+        if exc.slow:
+            # The receiver let the send run into its deadline: each of its
+            # other deliveries would hold a worker as long, starving every
+            # other receiver. They wait for this one's retry instead.
+            held = store.hold_back(delivery.channel, retry_at, besides=delivery.id)
+            if held:
+                log.info("%s: slow receiver, %d more deliveries held back %.1fs", where, held, delay)
+        return AttemptOutcome.RETRY
     except PermanentError as exc:
-        store.record_attempt(delivery.id, outcome="failed", now=clock(), error=str(exc))
+        store.record_attempt(delivery.id, outcome=AttemptOutcome.FAILED, now=clock(), error=str(exc))
         log.warning("%s: failed for good: %s", where, exc)
-        return "failed"
-    store.record_attempt(delivery.id, outcome="sent", now=clock())
+        return AttemptOutcome.FAILED
+    store.record_attempt(delivery.id, outcome=AttemptOutcome.SENT, now=clock())
     log.info("%s: sent (attempt %d)", where, delivery.attempts)
-    return "sent"
+    return AttemptOutcome.SENT
 
 
 def sweep(store: Store, enqueue: Callable[[list[int]], None], now: datetime,

@@ -37,13 +37,37 @@ class Settings(BaseSettings):
     # User-supplied URLs may point anywhere; loopback/private targets are refused
     # unless this is on (the demo and the tests turn it on for their loopback sinks).
     allow_private_targets: bool = False
-    max_attempts: int = 8
-    retry_base_seconds: float = 2.0
+    # Delays between attempts (the duration grammar, comma-separated), each
+    # jittered by +-20%. The default spans about three days, like Stripe and
+    # Svix: a receiver down for a weekend still gets its alerts. One attempt
+    # more than there are delays, then the delivery is given up.
+    retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h,14h,14h,14h"
     # The sweeper puts due deliveries (retries, or ones a crash kept off the
     # queue) back on the queue; one enqueued this long ago without an outcome
     # is assumed lost (e.g. with a Redis restart) and enqueued again.
     sweep_interval: float = 5.0
     requeue_after: float = 120.0
+
+    # Sources. Loopback/private feed addresses (and redirects to them) are
+    # refused unless allow_private_targets is on, like webhooks; file://
+    # sources only when this is on (tests and local demos).
+    allow_file_sources: bool = False
+    # A config file larger than this is refused before it is parsed.
+    max_config_bytes: int = 16 * 1024 * 1024
+
+    @property
+    def retry_delays(self) -> list[float]:
+        """retry_schedule in seconds; ValueError naming the bad entry."""
+        from services.durations import parse_duration
+
+        parts = [p for p in self.retry_schedule.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("TULPAR_RETRY_SCHEDULE is empty: give at least one delay, e.g. 5s,5m")
+        return [parse_duration(p) for p in parts]
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
 
     @property
     def db_url(self) -> str:

@@ -1,10 +1,14 @@
 """The store's promises, on SQLite and (when DATABASE_URL is set) PostgreSQL."""
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from services.article import Article
-from services.store.db import NewDelivery
+from services.store import Store
+from services.store.db import NewDelivery, add_deliveries, mark_source_ok
+from services.store.models import AttemptOutcome, DeliveryStatus, SeenArticle, StoredArticle
 
 T0 = datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
@@ -86,3 +90,120 @@ def test_country_articles_newest_first(store):
     assert [a.title for a in store.recent_articles("KZ")] == ["Story 2", "Story 1"]
     assert [a.title for a in store.recent_articles("KG")] == ["Story 2"]
     assert store.recent_articles("TM") == []
+
+
+def test_statuses_are_enums_stored_as_the_same_strings(store):
+    [i] = commit(store, ["a1"], [delivery("k1")])
+    store.claim(i, T0, LEASE)
+    store.record_attempt(i, outcome=AttemptOutcome.RETRY, now=T0, error="503", retry_at=T0 + LEASE)
+    d = store.delivery(i)
+    assert d.status is DeliveryStatus.RETRYING and store.attempts(i)[0].outcome is AttemptOutcome.RETRY
+    assert store.delivery_counts() == {DeliveryStatus.RETRYING: 1}
+    # The strings on disk are those older versions wrote and read.
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM delivery")).scalar() == "retrying"
+        assert conn.execute(sa.text("SELECT outcome FROM attempt")).scalar() == "retry"
+        conn.execute(sa.text("UPDATE delivery SET status = 'failed'"))
+        conn.commit()
+    assert store.delivery(i).status is DeliveryStatus.FAILED
+
+
+def test_source_errors_count_up_and_a_good_poll_resets_them(store):
+    for n in range(3):
+        store.record_source_error("wire", "http://w/feed", f"boom {n}", T0 + timedelta(minutes=n))
+    state = store.source_state("wire")
+    assert (state.consecutive_errors, state.last_error) == (3, "boom 2")
+    assert state.last_polled_at == T0 + timedelta(minutes=2) and state.last_ok_at is None
+    commit(store, ["a1"], [], now=T0 + timedelta(hours=1))
+    state = store.source_state("wire")
+    assert (state.consecutive_errors, state.last_error, state.etag) == (0, None, '"e1"')
+    assert state.last_ok_at == T0 + timedelta(hours=1)
+
+
+def test_commit_poll_racing_another_poller_keeps_the_other_pollers_rows(db_url):
+    """Another poller read the same items as unseen and is committing them
+    when we commit: we wait for it, its rows win, ours add the rest -- no
+    IntegrityError (what two `tulpar poll --once` at once used to hit)."""
+    other, ours = Store(db_url), Store(db_url)
+    other.create_schema()
+    outcome: dict = {}
+
+    def our_commit():
+        try:
+            outcome["ids"] = commit(ours, ["a1", "a2"], [delivery("k1"), delivery("k2", "a2")],
+                                    countries=[(Article("wire", "a1", "T", "", "http://w/1", T0), ("KZ",))])
+        except Exception as exc:  # reported below, with the test's own assertion
+            outcome["error"] = exc
+
+    with other.sessions.begin() as s:
+        # The other poller's commit, written but not committed yet.
+        [theirs] = add_deliveries(s, [delivery("k1")], T0)
+        s.add(SeenArticle(source="wire", article_id="a1", seen_at=T0))
+        s.add(StoredArticle(source="wire", article_id="a1", title="T", link="http://w/1", published=None,
+                            stored_at=T0, countries=",KZ,"))
+        mark_source_ok(s, "wire", "http://w/feed", '"e0"', None, T0)
+        s.flush()
+        racer = threading.Thread(target=our_commit)
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # waiting for the other transaction, not failing
+    racer.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    [k2] = outcome["ids"]
+    assert [(d.id, d.idempotency_key) for d in ours.deliveries()] == [(theirs.id, "k1"), (k2, "k2")]
+    assert ours.unseen("wire", ["a1", "a2", "a3"]) == {"a3"}
+    assert ours.source_state("wire").etag == '"e1"'  # ours committed last
+    assert [a.title for a in ours.recent_articles("KZ")] == ["T"]
+    other.dispose()
+    ours.dispose()
+
+
+def test_processes_creating_the_schema_at_once_all_succeed(db_url):
+    stores = [Store(db_url) for _ in range(4)]
+    start, errors = threading.Barrier(len(stores)), []
+
+    def create(s):
+        start.wait()
+        try:
+            s.create_schema()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert commit(stores[0], ["a1"], [delivery("k1")]) != []
+    for s in stores:
+        s.dispose()
+
+
+def given_up(store, key, at, error, attempts=11):
+    [i] = commit(store, [key], [delivery(key, key)], now=at)
+    for n in range(attempts):
+        store.claim(i, at + timedelta(hours=n), LEASE)
+        last = n == attempts - 1
+        store.record_attempt(i, outcome="failed" if last else "retry", now=at + timedelta(hours=n),
+                             error=error if last else "503", retry_at=None if last else at + timedelta(hours=n + 1))
+    return i
+
+
+def test_given_up_lists_the_schedule_running_out_newest_first(store):
+    old = given_up(store, "k-old", T0, "gave up after 3 attempts: webhook answered 503", attempts=3)
+    new = given_up(store, "k-new", T0 - timedelta(days=1), "gave up after 5 attempts: connection refused",
+                   attempts=5)
+    given_up(store, "k-404", T0 + timedelta(days=1), "webhook answered 404 Not Found", attempts=1)
+    [sent] = commit(store, ["s"], [delivery("k-sent", "s")])
+    store.claim(sent, T0, LEASE)
+    store.record_attempt(sent, outcome="sent", now=T0)
+
+    count, recent = store.given_up()
+    assert count == 2  # the 404 failed for good at once: not given up
+    assert [(g.id, g.attempts, g.at) for g in recent] == [
+        (old, 3, T0 + timedelta(hours=2)),               # its last attempt is the newest
+        (new, 5, T0 - timedelta(days=1) + timedelta(hours=4))]
+    assert recent[1].error == "gave up after 5 attempts: connection refused"
+    assert (recent[0].subscription, recent[0].channel) == ("sub", "mailto:x@example.com")
+    assert store.given_up(limit=1) == (2, recent[:1])

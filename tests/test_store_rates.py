@@ -2,6 +2,7 @@
 DATABASE_URL is set)."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -9,8 +10,8 @@ import pytest
 
 from services.fx.quote import Quote
 from services.fx.rules import RuleState
-from services.store import rates
-from services.store.db import NewDelivery
+from services.store import Store, rates
+from services.store.db import NewDelivery, add_deliveries, mark_source_ok
 from services.store.rates import RuleStateUpdate, SavedRuleState, StaleRuleState
 
 T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -112,3 +113,37 @@ def test_commit_with_a_stale_state_writes_nothing(store):
     assert store.deliveries() == []
     assert store.source_state("nbk") is None
     assert rates.rule_states(store, ["watch"])["watch"].evaluated_until == T0
+
+
+def test_commit_racing_a_news_poll_of_the_same_source_row_and_keys(db_url):
+    """A commit that meets another transaction writing the same source row and
+    delivery key waits for it and keeps its rows (ON CONFLICT), instead of
+    failing with an IntegrityError once that transaction commits."""
+    other, ours = Store(db_url), Store(db_url)
+    other.create_schema()
+    outcome: dict = {}
+
+    def our_commit():
+        try:
+            outcome["ids"] = rates.commit_rates(
+                ours, source="nbk", url="http://nbk/r.xml", etag='"e1"', last_modified=None,
+                observations=[q("USD/KZT", "510", 1)], states={},
+                deliveries=[delivery("k1"), delivery("k2")], now=NOW)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    with other.sessions.begin() as s:
+        [theirs] = add_deliveries(s, [delivery("k1")], NOW)
+        mark_source_ok(s, "nbk", "http://nbk/r.xml", '"e0"', None, NOW)
+        s.flush()
+        racer = threading.Thread(target=our_commit)
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()
+    racer.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    [k2] = outcome["ids"]
+    assert [(d.id, d.idempotency_key) for d in ours.deliveries()] == [(theirs.id, "k1"), (k2, "k2")]
+    assert ours.source_state("nbk").etag == '"e1"' and rates.observation_count(ours) == 1
+    other.dispose()
+    ours.dispose()

@@ -5,8 +5,11 @@ from celery import Celery
 from kombu import Queue
 
 from services import config as config_mod
+from services.outbox import deliver_time_limits
 from services.queue import DELIVER_QUEUE, DELIVER_TASK, POLL_QUEUE, POLL_TASK
 from services.settings import Settings
+
+SWEEP_TASK = "tulpar.sweep"
 
 
 def make_app(settings: Settings) -> Celery:
@@ -25,13 +28,16 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        # Every task has a finite time limit (see time_limits): a hung task
+        # would otherwise hold its pool slot, and its delivery's lease, forever.
+        task_annotations=time_limits(settings),
         # Polls and deliveries on separate queues: a burst of deliveries must
         # not hold back the next poll (measured: docs/performance.md). A worker
         # consumes both unless started with -Q.
         task_routes={DELIVER_TASK: {"queue": DELIVER_QUEUE},
                      POLL_TASK: {"queue": POLL_QUEUE},
-                     "tulpar.sweep": {"queue": POLL_QUEUE}},
+                     SWEEP_TASK: {"queue": POLL_QUEUE}},
         task_default_queue=POLL_QUEUE,
         task_queues=(Queue(POLL_QUEUE), Queue(DELIVER_QUEUE)),
         beat_schedule=beat_schedule(settings),
@@ -40,9 +46,44 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
+# Redis hands an unacknowledged task (acks_late) to another worker after this
+# long: every hard time limit stays well below it, so a task still running is
+# never run twice at once.
+VISIBILITY_TIMEOUT = 3600
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Soft and hard time limits per task, derived from the settings.
+
+    deliver: from services.outbox, so that the limits sit above the send's
+    own deadline (http_timeout) and below the claim's lease -- a delivery is
+    never claimed by a second worker while the first may still be sending.
+    A task that hits its soft limit raises inside the send and records
+    nothing; one that hits the hard limit is killed and acknowledged. Either
+    way the row stays `sending` until the lease runs out, then the sweeper
+    enqueues it again: the time limit costs a retry, never the alert.
+
+    poll: one fetch (bounded by http_timeout) plus parsing, matching and
+    rendering a feed of up to max_feed_bytes, and one commit that may wait for
+    a SQLite lock (30 s); generous, because a poll cut short is only redone at
+    the next interval, but finite, so a wedged poll frees its worker.
+
+    sweep: a few queries and up to a thousand enqueues; a sweep cut short is
+    redone sweep_interval later.
+    """
+    soft, hard = deliver_time_limits(settings)
+    poll_soft = min(60.0 + 10 * settings.http_timeout, VISIBILITY_TIMEOUT / 4)
+    sweep_soft = min(60.0 + 5 * settings.sweep_interval, VISIBILITY_TIMEOUT / 4)
+    return {
+        DELIVER_TASK: {"soft_time_limit": soft, "time_limit": hard},
+        POLL_TASK: {"soft_time_limit": poll_soft, "time_limit": poll_soft + 30},
+        SWEEP_TASK: {"soft_time_limit": sweep_soft, "time_limit": sweep_soft + 30},
+    }
+
+
 def beat_schedule(settings: Settings) -> dict:
     schedule = {
-        "sweep-outbox": {"task": "tulpar.sweep", "schedule": settings.sweep_interval},
+        "sweep-outbox": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
     }
     cfg = config_mod.load(settings.config)
     for source in cfg.sources:

@@ -20,10 +20,14 @@ class DeliveryError(Exception):
 class RetryableError(DeliveryError):
     """Temporary: connection refused, timeout, HTTP 5xx/429, SMTP 4xx."""
 
-    def __init__(self, what: str, *, target: str, retry_after: float | None = None):
+    def __init__(self, what: str, *, target: str, retry_after: float | None = None,
+                 slow: bool = False):
         super().__init__(what, target=target)
         # Seconds the receiver asked us to wait (HTTP Retry-After), if it said.
         self.retry_after = retry_after
+        # The send ran into its deadline: the receiver holds a worker for as
+        # long as we let it, so its other deliveries should wait too.
+        self.slow = slow
 
 
 class PermanentError(DeliveryError):

@@ -25,10 +25,11 @@ def handle(args) -> int:
     if args.config:
         settings = settings.model_copy(update={"config": args.config})
     try:
-        cfg = config_mod.load(settings.config)
+        cfg = config_mod.load(settings.config, settings)
     except config_mod.ConfigError as exc:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
+    settings = config_mod.settings_for(cfg, settings)  # as the workers do
     store = Store(settings.db_url)
     store.create_schema()
     classifier = Classifier(cfg.subscriptions)
@@ -45,26 +46,58 @@ def handle(args) -> int:
 
 
 def poll_all(cfg, classifier, store, settings, queue) -> int:
-    from services import pipeline, pipeline_fx
-    from services.outbox import utcnow
+    """Poll every source once; returns how many failed. Each source is on its
+    own: one that fails -- even with an error nobody expected -- is reported
+    and the sources after it are still polled."""
+    from services import pipeline_fx
 
-    failed = 0
     fx_subs = pipeline_fx.fx_subscriptions(cfg.subscriptions)
+    failed = 0
     for source in cfg.sources:
-        if source.kind in pipeline_fx.RATE_KINDS:  # rate files: the currency pipeline
-            report = pipeline_fx.poll_rates(source, fx_subs, store, settings, utcnow())
-        else:
-            report = pipeline.poll_news(source, classifier, store, settings, utcnow())
-        failed += bool(report.error)
-        if report.delivery_ids and queue is not None:
-            try:
-                queue.deliver(report.delivery_ids)
-                store.mark_enqueued(report.delivery_ids, utcnow())
-            except Exception as exc:  # the outbox keeps them; a worker's sweeper sends them
-                print(f"tulpar: could not reach the queue ({exc}); deliveries stay in the outbox",
-                      file=sys.stderr)
-        print(report.summary(), file=sys.stderr if report.error else sys.stdout)
+        try:
+            failed += poll_one(source, classifier, fx_subs, store, settings, queue)
+        except Exception as exc:
+            failed += 1
+            report_crash(source, store, exc)
     if queue is None:
         print("REDIS_URL is not set: deliveries wait in the outbox until a worker's sweeper sends them",
               file=sys.stderr)
     return failed
+
+
+def poll_one(source, classifier, fx_subs, store, settings, queue) -> bool:
+    """One source: poll, enqueue, print the summary. True when it failed."""
+    from services import pipeline, pipeline_fx
+    from services.outbox import utcnow
+
+    if source.kind in pipeline_fx.RATE_KINDS:  # rate files: the currency pipeline
+        report = pipeline_fx.poll_rates(source, fx_subs, store, settings, utcnow())
+    else:
+        report = pipeline.poll_news(source, classifier, store, settings, utcnow())
+    if report.delivery_ids and queue is not None:
+        try:
+            queue.deliver(report.delivery_ids)
+            store.mark_enqueued(report.delivery_ids, utcnow())
+        except Exception as exc:  # the outbox keeps them; a worker's sweeper sends them
+            from services.redact import redact_text  # a broker URL may carry a password
+
+            print(f"tulpar: could not reach the queue ({redact_text(str(exc))}); deliveries stay in the outbox",
+                  file=sys.stderr)
+    print(report.summary(), file=sys.stderr if report.error else sys.stdout)
+    return bool(report.error)
+
+
+def report_crash(source, store, exc: Exception) -> None:
+    """A bug or an unforeseen failure in one source: one redacted line on
+    stderr (a URL in the message may carry a token), and the source marked
+    failing so `tulpar status` shows it too."""
+    from services.outbox import utcnow
+    from services.redact import redact_text
+
+    message = redact_text(f"unexpected error: {type(exc).__name__}: {exc}")
+    print(f"{source.name}: FAILED {message}", file=sys.stderr)
+    try:
+        store.record_source_error(source.name, source.url, message, utcnow())
+    except Exception as again:  # e.g. the database itself is what failed
+        print(f"tulpar: could not record the error of {source.name}: {type(again).__name__}",
+              file=sys.stderr)

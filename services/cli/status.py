@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+GIVEN_UP_SHOWN = 5
+
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="source health and delivery counts")
@@ -13,9 +15,10 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
-    from services.redact import redact
+    from services.redact import redact, redact_text
     from services.settings import Settings
     from services.store import Store
+    from services.store.models import DeliveryStatus
 
     store = Store(Settings().db_url)
     store.create_schema()
@@ -25,12 +28,20 @@ def handle(args) -> int:
         "consecutive_errors": s.consecutive_errors or 0,
         "last_error": redact_error(s.last_error, s.url, redact) if s.consecutive_errors else None,
     } for s in store.source_states()]
-    counts = store.delivery_counts()
+    counts = {str(status): n for status, n in store.delivery_counts().items()}
+    # Errors are redacted when raised (services/channels/errors.py); redacting
+    # again costs nothing and covers rows written before that, or by hand.
     failures = [{"id": d.id, "subscription": d.subscription, "channel": redact(d.channel),
-                 "attempts": d.attempts, "error": d.last_error} for d in store.recent_failures()]
-    unhealthy = any(s["consecutive_errors"] for s in sources) or bool(counts.get("failed"))
+                 "attempts": d.attempts, "error": redact_text(d.last_error or "") or None}
+                for d in store.recent_failures()]
+    given_up_count, given_up = store.given_up(GIVEN_UP_SHOWN)
+    recent_given_up = [{"id": g.id, "subscription": g.subscription, "channel": redact(g.channel),
+                        "attempts": g.attempts, "at": g.at.isoformat() if g.at else None,
+                        "error": redact_text(g.error or "") or None} for g in given_up]
+    unhealthy = any(s["consecutive_errors"] for s in sources) or bool(counts.get(DeliveryStatus.FAILED))
     if args.json:
         print(json.dumps({"sources": sources, "deliveries": counts, "recent_failures": failures,
+                          "given_up": {"count": given_up_count, "recent": recent_given_up},
                           "healthy": not unhealthy}, ensure_ascii=False))
         return 1 if unhealthy else 0
     print("sources:")
@@ -39,10 +50,16 @@ def handle(args) -> int:
         print(f"  {s['name']:<24} last ok {s['last_ok_at'] or 'never':<32} {state}")
     if not sources:
         print("  (none polled yet)")
-    order = ("pending", "sending", "retrying", "sent", "failed")
-    print("deliveries: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order))
+    print("deliveries: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in DeliveryStatus))
     for f in failures:
         print(f"  failed #{f['id']} {f['subscription']} -> {f['channel']} after {f['attempts']} attempts: {f['error']}")
+    # Given up: the receiver kept failing for the whole retry schedule. Apart
+    # from the failures above because these are the ones a fixed receiver
+    # would still have wanted (a permanent error would fail again).
+    print(f"given up: {given_up_count}" + (" (retry schedule ran out; newest first)" if given_up else ""))
+    for g in recent_given_up:
+        print(f"  gave up #{g['id']} {g['subscription']} -> {g['channel']} after {g['attempts']} attempts"
+              f" at {g['at'] or 'unknown'}: {g['error']}")
     return 1 if unhealthy else 0
 
 

@@ -2,11 +2,10 @@
 transaction that marks its article seen, and Redis only carries its id."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+from enum import StrEnum
 
-from datetime import timezone
-
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -25,6 +24,40 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is: pending -> sending -> sent | retrying -> ... | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"      # claimed by a worker until its lease runs out
+    RETRYING = "retrying"    # waiting for next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"        # for good: a permanent error, or the schedule ran out
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended (the `attempt` table), and what outbox.attempt returns."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    # Only returned, never stored: the claim failed (not due, or another
+    # worker holds it), so nothing was tried.
+    SKIPPED = "skipped"
+
+
+# A given-up delivery is `failed` with a last error starting with this; the
+# status stays `failed` so existing health checks and counts keep their meaning.
+GAVE_UP = "gave up after"
+
+
+def _str_enum(enum: type[StrEnum], length: int) -> Enum:
+    # VARCHAR holding the enum's values, exactly the strings stored before the
+    # enums existed: no CHECK constraint and no native type, so existing
+    # databases need no migration.
+    return Enum(enum, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda e: [m.value for m in e])
 
 
 class Base(DeclarativeBase):
@@ -64,8 +97,8 @@ class Delivery(Base):
     subscription: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict] = mapped_column(JSON)
-    # pending -> sending -> sent | retrying -> ... | failed
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(_str_enum(DeliveryStatus, 16),
+                                                   default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
@@ -82,7 +115,7 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id"), index=True)
     at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(16))  # sent | retry | failed
+    outcome: Mapped[AttemptOutcome] = mapped_column(_str_enum(AttemptOutcome, 16))
     error: Mapped[str | None] = mapped_column(Text)
 
 

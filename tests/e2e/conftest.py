@@ -16,6 +16,7 @@ import redis
 from services.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
+RETRY_SCHEDULE = "0.05s,0.5s,1s,2s,2s,3s,3s,3s,3s,3s"
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Test wire</title><link>http://wire.test/</link>
@@ -57,7 +58,9 @@ subscriptions:
             "TULPAR_SMTP_PORT": str(mail_port),
             "TULPAR_HTTP_TIMEOUT": "2",
             "TULPAR_SWEEP_INTERVAL": "0.5",
-            "TULPAR_RETRY_BASE_SECONDS": "0.3",
+            # The default schedule's shape (short first, then longer), in
+            # seconds instead of hours: spans ~20 s over 11 attempts.
+            "TULPAR_RETRY_SCHEDULE": RETRY_SCHEDULE,
             "TULPAR_REQUEUE_AFTER": "5",
         }
         self.env.pop("DATABASE_URL", None)  # the e2e runs on its own SQLite file

@@ -1,10 +1,13 @@
 """The news flow end to end, on real components (see conftest.py)."""
 import json
+import time
+from datetime import timedelta
 
 import pytest
 
 from services.local.mail_sink import MailSink
-from e2e.conftest import wait_until, write_feed
+from services.settings import Settings
+from e2e.conftest import RETRY_SCHEDULE, wait_until, write_feed
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +57,29 @@ def test_webhook_503_twice_then_200_arrives_on_third_try(service, webhook_sink, 
     wait_until(lambda: service.store.delivery(hook.id).status == "sent", what="status sent")
     outcomes = [a.outcome for a in service.store.attempts(hook.id)]
     assert outcomes == ["retry", "retry", "sent"]
+
+
+def test_receiver_down_longer_than_the_old_schedule_lasted_still_gets_the_alert(service, webhook_sink,
+                                                                                 mail_sink):
+    # The old schedule doubled from its first delay and gave up after 8
+    # attempts (~4 min from 2 s). From this harness's first delay that is:
+    first = Settings(retry_schedule=RETRY_SCHEDULE).retry_delays[0]
+    old_horizon = first * (2 ** 7 - 1)
+    webhook_sink.stop()  # the receiver is down: connections are refused
+    write_feed(service.feed, [CPC])
+    service.start_worker()
+    assert service.poll_once().returncode == 0
+    [hook] = [d for d in service.store.deliveries() if d.channel.startswith("http")]
+    wait_until(lambda: service.store.attempts(hook.id), what="a first failed attempt", log=service.log)
+    time.sleep(old_horizon + 2)  # still down well past where the old schedule gave up
+    webhook_sink.start()
+    wait_until(webhook_sink.delivered, timeout=40, what="webhook once the receiver is back", log=service.log)
+    wait_until(lambda: service.store.delivery(hook.id).status == "sent", what="status sent")
+    attempts = service.store.attempts(hook.id)
+    assert [a.outcome for a in attempts][-1] == "sent"
+    assert {a.outcome for a in attempts[:-1]} == {"retry"} and len(attempts) >= 4
+    assert attempts[-1].at - attempts[0].at > timedelta(seconds=old_horizon)
+    assert len(webhook_sink.delivered()) == 1
 
 
 def test_smtp_down_at_first_then_mail_arrives(service, mail_sink, webhook_sink, tmp_path):
