@@ -1,18 +1,20 @@
-"""Refuse webhook URLs that would make tulpar talk to its own network (SSRF).
+"""Refuse URLs that would make tulpar talk to its own network (SSRF).
 
-Users supply webhook targets, so a target like http://169.254.169.254/ (cloud
-metadata) or http://10.0.0.5:6379/ must not be reachable from the worker. We
-resolve the host and check *every* address it resolves to, because one public
-and one private A record is a classic bypass.
+Users supply webhook targets and feed URLs, and feeds redirect where they
+like, so a URL like http://169.254.169.254/ (cloud metadata) or
+http://10.0.0.5:6379/ must not be reachable from the worker. We resolve the
+host and check *every* address it resolves to, because one public and one
+private A record is a classic bypass.
 
 `vetted_addresses` returns the addresses it checked so the caller can connect to
-exactly those (see channels.webhook.pinned): resolving again at connect time
-would let a DNS server answer differently the second time (DNS rebinding).
+exactly those (see httpclient.pinned): resolving again at connect time would
+let a DNS server answer differently the second time (DNS rebinding).
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Callable
 from urllib.parse import urlsplit
 
 from services.redact import redact
@@ -23,7 +25,16 @@ _SHARED_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class UnsafeURL(ValueError):
-    """The URL is malformed or points somewhere we refuse to send to."""
+    """The URL is malformed or points somewhere we refuse to send to.
+
+    `url` is redacted; `problem` is what is wrong with it, without the URL, for
+    callers that name the URL their own way (a feed names the redirect hop).
+    """
+
+    def __init__(self, url: str, problem: str):
+        self.url = redact(url)
+        self.problem = problem
+        super().__init__(f"refusing {self.url}: {problem}")
 
 
 class HostLookupFailed(OSError):
@@ -31,6 +42,9 @@ class HostLookupFailed(OSError):
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# why_blocked's shape: a reason the address is not public, or None. A parameter
+# wherever addresses are judged, so tests on loopback can call one address public.
+Classifier = Callable[[IPAddress], str | None]
 
 
 def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
@@ -75,16 +89,14 @@ def _split(url: str) -> tuple[str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UnsafeURL(f"malformed URL {redact(url)}: {exc}") from None
+        raise UnsafeURL(url, f"malformed URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
-        raise UnsafeURL(
-            f"scheme {scheme or '(none)'!r} is not allowed in {redact(url)}: use http or https"
-        )
+        raise UnsafeURL(url, f"scheme {scheme or '(none)'!r} is not allowed: use http or https")
     if not parts.hostname:
-        raise UnsafeURL(f"no host in {redact(url)}")
+        raise UnsafeURL(url, "no host name")
     if any(c.isspace() for c in url):
-        raise UnsafeURL(f"whitespace in {redact(url)}")
+        raise UnsafeURL(url, "whitespace in the URL")
     return parts.hostname, port or (443 if scheme == "https" else 80)
 
 
@@ -95,21 +107,24 @@ def _literal_ip(host: str) -> IPAddress | None:
         return None
 
 
-def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
+def check_url(url: str, *, allow_private: bool, resolve: bool = True,
+              classify: Classifier = why_blocked) -> None:
     """Raise UnsafeURL unless `url` is http(s) and every address of its host is public.
 
     With `allow_private` only the syntax is checked. With `resolve=False` (config
     validation, which must not do network I/O) only IP-literal hosts are checked.
     Raises HostLookupFailed when the name does not resolve.
     """
-    vetted_addresses(url, allow_private=allow_private, resolve=resolve)
+    vetted_addresses(url, allow_private=allow_private, resolve=resolve, classify=classify)
 
 
-def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True) -> list[IPAddress]:
+def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True,
+                     classify: Classifier = why_blocked) -> list[IPAddress]:
     """Like check_url, and return the checked addresses in resolver order.
 
     Empty when nothing was resolved (`allow_private`, or a name with
-    `resolve=False`): the caller then lets its client resolve.
+    `resolve=False`): the caller then lets its client resolve. `classify`
+    judges each address (default: why_blocked).
     """
     host, port = _split(url)
     if allow_private:
@@ -129,10 +144,8 @@ def vetted_addresses(url: str, *, allow_private: bool, resolve: bool = True) -> 
         found = (ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos)
         addresses = list(dict.fromkeys(found))
     for ip in addresses:
-        reason = why_blocked(ip)
+        reason = classify(ip)
         if reason:
-            raise UnsafeURL(
-                f"refusing {redact(url)}: it resolves to {ip}, which is {reason}; "
-                "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"
-            )
+            raise UnsafeURL(url, f"it resolves to {ip}, which is {reason}; "
+                                 "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets")
     return addresses

@@ -17,9 +17,12 @@ KEYS = ["source", "id", "title", "summary", "link", "published"]
 
 
 def run_fetch(*urls: str, **env: str) -> subprocess.CompletedProcess:
-    # A C locale and no PYTHONIOENCODING: output must be UTF-8 anyway.
+    # A C locale and no PYTHONIOENCODING: output must be UTF-8 anyway. The
+    # guards for loopback and local sources stay on: the operator's own
+    # command reads what the operator names all the same.
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
-    environ |= {"LC_ALL": "C", "LANG": "C", "TULPAR_HTTP_TIMEOUT": "2"} | env
+    environ |= {"LC_ALL": "C", "LANG": "C", "TULPAR_HTTP_TIMEOUT": "2",
+                "TULPAR_ALLOW_PRIVATE_TARGETS": "false", "TULPAR_ALLOW_FILE_SOURCES": "false"} | env
     return subprocess.run([sys.executable, "-m", "services", "fetch", *urls],
                           capture_output=True, env=environ, timeout=60)
 
@@ -92,7 +95,7 @@ def test_exit_code(served, fixtures, exit_code, stdout_lines):
 
 def test_missing_local_file_and_published_null(tmp_path):
     missing = str(tmp_path / "nope.xml")
-    done = run_fetch(str(FEEDS / "rss091.xml"), missing)
+    done = run_fetch((FEEDS / "rss091.xml").as_uri(), missing)
     assert done.returncode == 1
     assert done.stderr.decode() == f"{missing}: no such file\n"
     [line] = json_lines(done.stdout)

@@ -98,7 +98,7 @@ def test_poller_over_served_sample(suite):
             sequence.append(SuiteFeed("missing/not-on-the-server.xml", b""))
         sequence.append(feed)
 
-    settings = Settings(http_timeout=5)
+    settings = Settings(http_timeout=5, allow_private_targets=True)  # the suite is served on loopback
     outcomes: dict[str, object] = {}
     crashes = []
     with SuiteServer(well_formed + broken) as server:

@@ -71,6 +71,14 @@ EXPECTED = {
 CASES = sorted(EXPECTED)
 
 
+@pytest.fixture(autouse=True)
+def guards_on(monkeypatch):
+    """The pollers' guards for loopback and local sources stay on: `tulpar fx
+    fetch` is the operator's own command and reads what they name all the same."""
+    monkeypatch.setenv("TULPAR_ALLOW_PRIVATE_TARGETS", "false")
+    monkeypatch.setenv("TULPAR_ALLOW_FILE_SOURCES", "false")
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = fx_fetch.main(list(argv))
     out, err = capsys.readouterr()
@@ -120,6 +128,20 @@ def test_fetch_failures_exit_1(capsys, file_server, tmp_path):
     assert code == 1 and "tulpar fx fetch: cbr: cannot fetch" in err
     code, out, err = run(capsys, "--source", "cbr", "ftp://example.org/x.xml")
     assert code == 1 and "unsupported URL scheme" in err
+
+
+@pytest.mark.parametrize("max_bytes, code", [("1000", 1), ("2000000", 0)])
+def test_the_pollers_size_limit_applies(capsys, monkeypatch, file_server, max_bytes, code):
+    # The same fetcher as the pollers, so the same TULPAR_MAX_FEED_BYTES.
+    monkeypatch.setenv("TULPAR_MAX_FEED_BYTES", max_bytes)
+    shutil.copy(DATA / "nbk/get_rates_2026-11-20.xml", file_server.root / "rates.xml")
+    url = f"{file_server.url}/rates.xml"
+    got, out, err = run(capsys, "--source", "nbk", url)
+    assert got == code
+    if code:
+        assert (out, err) == ("", f"tulpar fx fetch: nbk: cannot fetch {url}: larger than 1000 bytes\n")
+    else:
+        assert (out, err) == (EXPECTED["nbk", "nbk/get_rates_2026-11-20.xml"], "")
 
 
 def test_unknown_source_is_a_usage_error(capsys):

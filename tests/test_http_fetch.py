@@ -1,19 +1,30 @@
-"""The polite GET against real loopback servers: conditional requests, limits, failures."""
+"""The polite GET against real loopback servers: conditional requests, limits,
+failures, and where a fetch may go (redirects, private addresses, local files)."""
 from __future__ import annotations
 
 import gzip
+import ipaddress
+import json
 import shutil
+import struct
+import subprocess
+import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 
 from services.local.ports import free_port
 from services.settings import Settings
 from services.sources.feed import poll
-from services.sources.http import FetchState, SourceError, fetch
+from services.sources.http import FetchState, SourceError, fetch, may_reach_private
+from services.urlsafety import why_blocked
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 FEED = (FEEDS / "rss20_cyrillic.xml").read_bytes()
@@ -21,7 +32,10 @@ LAST_MODIFIED = "Mon, 23 Nov 2026 10:00:00 GMT"
 
 
 def fast_settings(**overrides) -> Settings:
-    values = {"http_timeout": 0.5, "max_feed_bytes": 64 * 1024, "user_agent": "tulpar-test/1"}
+    # Every server here is on loopback and some feeds are files: both are let
+    # through unless a test turns them off to see the refusal.
+    values = {"http_timeout": 0.5, "max_feed_bytes": 64 * 1024, "user_agent": "tulpar-test/1",
+              "allow_private_targets": True, "allow_file_sources": True}
     return Settings(**(values | overrides))
 
 
@@ -76,6 +90,14 @@ class _Scripted(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.1)
 
+    def route_trickle_headers(self, arg: str) -> None:
+        # The status line and headers a byte at a time: before any body, where
+        # a deadline that starts with the body never looks.
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 5\r\n\r\n<rss>":
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.1)
+
     def route_huge_declared(self, arg: str) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(10 * 1024 * 1024))
@@ -106,8 +128,21 @@ class _Scripted(BaseHTTPRequestHandler):
     def route_loop(self, arg: str) -> None:
         self.reply(301, Location="/loop")
 
+    def route_to(self, arg: str) -> None:
+        self.reply(302, Location=unquote(arg))
+
     def route_gzip(self, arg: str) -> None:
         self.reply(200, gzip.compress(FEED), Content_Encoding="gzip")
+
+    def route_deflate(self, arg: str) -> None:
+        self.reply(200, zlib.compress(FEED), Content_Encoding="deflate")
+
+    def route_brotli(self, arg: str) -> None:
+        self.reply(200, b"\x1b\x03\x00", Content_Encoding="br")
+
+    def route_bomb(self, arg: str) -> None:
+        body, encoding = self.server.bombs[arg]
+        self.reply(200, body, Content_Encoding=encoding)
 
     def route_bad_gzip(self, arg: str) -> None:
         self.reply(200, b"this is not gzip at all", Content_Encoding="gzip")
@@ -124,12 +159,17 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # clients that gave up (timeouts, size caps) make broken pipes here
 
 
+def serve(host: str):
+    server = _QuietServer((host, free_port(host)), _Scripted)
+    server.seen, server.bombs = [], {}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url = f"http://{host}:{server.server_port}"
+    return server
+
+
 @pytest.fixture(scope="module")
 def scripted():
-    server = _QuietServer(("127.0.0.1", free_port()), _Scripted)
-    server.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
+    server = serve("127.0.0.1")
     yield server
     server.shutdown()
     server.server_close()
@@ -144,12 +184,14 @@ FAILURES = [
     ("/status/429", "HTTP 429 Too Many Requests", True),
     ("/slow", "timed out after 0.5s", True),
     ("/trickle", "timed out after 0.5s", True),
+    ("/trickle-headers", "timed out after 0.5s", True),
     ("/huge-declared", "larger than 65536 bytes", False),
     ("/huge-chunked", "larger than 65536 bytes", False),
     ("/gzip-bomb", "larger than 65536 bytes", False),
     ("/loop", "more than 5 redirects", False),
     ("/redirect/9", "more than 5 redirects", False),
     ("/bad-gzip", "body could not be decoded (broken Content-Encoding)", False),
+    ("/brotli", "body could not be decoded (unsupported Content-Encoding 'br')", False),
 ]
 
 
@@ -211,8 +253,9 @@ def test_request_is_polite(scripted):
     assert "application/rss+xml" in headers["Accept"]
 
 
-def test_gzip_body_is_decoded(scripted):
-    assert fetch(scripted.url + "/gzip", None, fast_settings()).body == FEED
+@pytest.mark.parametrize("path", ["/gzip", "/deflate"])
+def test_compressed_body_is_decoded(scripted, path):
+    assert fetch(scripted.url + path, None, fast_settings()).body == FEED
 
 
 def test_etag_conditional_get_gives_304_and_no_articles(file_server):
@@ -268,3 +311,179 @@ def test_local_file_failures(tmp_path, name, message):
     with pytest.raises(SourceError) as caught:
         fetch(url, None, fast_settings())
     assert (str(caught.value), caught.value.transient) == (f"{url}: {message}", False)
+
+
+# Decompression bombs: refused once the decoded body passes the limit, in
+# little memory, measured in a process of their own.
+
+GIB = 1 << 30
+ZEROS = bytes(1 << 20)
+
+
+@pytest.fixture(scope="module")
+def bombs(scripted):
+    """A GiB of zeros deflated once (~1 MB) and wrapped three ways, served by `scripted`."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts, crc, adler = [], 0, 1
+    for _ in range(GIB // len(ZEROS)):
+        parts.append(packer.compress(ZEROS))
+        crc, adler = zlib.crc32(ZEROS, crc), zlib.adler32(ZEROS, adler)
+    raw = b"".join(parts) + packer.flush()
+    gzip_header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    scripted.bombs.update({
+        "gzip": (gzip_header + raw + struct.pack("<II", crc, GIB & 0xFFFFFFFF), "gzip"),
+        "zlib": (b"\x78\xda" + raw + struct.pack(">I", adler), "deflate"),
+        "raw-deflate": (raw, "deflate"),
+    })
+    return scripted
+
+
+MEASURE = """
+import json, resource, sys, tracemalloc
+from services.settings import Settings
+from services.sources.http import SourceError, fetch
+
+def peak_rss_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+settings = Settings(max_feed_bytes=1 << 20, http_timeout=30, allow_private_targets=True)
+warm_up, bomb = sys.argv[1:]
+fetch(warm_up, None, settings)  # imports and first buffers belong to the baseline
+before = peak_rss_kib()
+tracemalloc.start()
+try:
+    fetch(bomb, None, settings)
+    outcome = "fetched"
+except SourceError as exc:
+    outcome = exc.message
+traced_peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"outcome": outcome, "rss_grown_kib": peak_rss_kib() - before,
+                  "traced_peak_kib": traced_peak // 1024}))
+"""
+
+
+@pytest.mark.parametrize("bomb", ["gzip", "zlib", "raw-deflate"])
+def test_decompression_bomb_is_refused_in_little_memory(bombs, bomb):
+    done = subprocess.run([sys.executable, "-c", MEASURE, bombs.url + "/gzip", f"{bombs.url}/bomb/{bomb}"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    assert measured["outcome"] == "larger than 1048576 bytes"
+    # The body may pass 1 MiB by one 64 KiB piece: ~1.6 MiB traced at the
+    # peak. Inflating each 64 KiB read in one go (as httpx's decoders do)
+    # peaked at ~140 MiB traced, ~90 MiB more resident.
+    assert measured["traced_peak_kib"] < 4 * 1024
+    assert measured["rss_grown_kib"] < 16 * 1024
+
+
+# Where a fetch may go. 127.0.0.1 plays a public feed server (the classifier
+# below says so); 127.0.0.2 is "inside", where only the operator may send us.
+
+def loopback_one_is_public(ip) -> str | None:
+    """127.0.0.1 is public here; every other address is judged as in production."""
+    return None if str(ip) == "127.0.0.1" else why_blocked(ip)
+
+
+@pytest.fixture(scope="module")
+def inside():
+    server = serve("127.0.0.2")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+LOOPBACK_2 = "it resolves to 127.0.0.2, which is loopback; " \
+             "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"
+# Python spells this address ::ffff:7f00:2 or ::ffff:127.0.0.2 by version.
+_MAPPED_IP = ipaddress.ip_address("::ffff:127.0.0.2")
+MAPPED = f"it resolves to {_MAPPED_IP}, which is loopback (embedded in {_MAPPED_IP}); " \
+         "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"
+UNSPECIFIED = "it resolves to 0.0.0.0, which is unspecified; " \
+              "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"
+NOT_HTTP = "scheme 'file' is not allowed: use http or https"
+
+ROUTES = [
+    # (hops: the URL, then where each one redirects; who fetches;
+    #  allow_private_targets; what is refused, None when the feed is fetched)
+    (["public"], "poller", False, None),
+    (["public", "public"], "poller", False, None),
+    (["inside"], "poller", False, LOOPBACK_2),
+    (["public", "inside"], "poller", False, LOOPBACK_2),
+    (["public", "inside-mapped-ipv6"], "poller", False, MAPPED),
+    (["public", "unspecified"], "poller", False, UNSPECIFIED),
+    (["public", "file"], "poller", False, NOT_HTTP),
+    (["public", "inside"], "poller", True, None),
+    (["public", "file"], "poller", True, NOT_HTTP),
+    (["inside"], "operator", False, None),
+    (["inside", "inside"], "operator", False, None),
+    (["public", "inside"], "operator", False, LOOPBACK_2),
+    (["inside", "public", "inside"], "operator", False, LOOPBACK_2),
+    (["public", "file"], "operator", False, NOT_HTTP),
+]
+
+
+@pytest.mark.parametrize("hops, who, allow_private, refused", ROUTES,
+                         ids=[f"{r[1]}:{'>'.join(r[0])}{':private-ok' if r[2] else ''}" for r in ROUTES])
+def test_every_hop_is_vetted(scripted, inside, hops, who, allow_private, refused):
+    ends = {
+        "public": scripted.url + "/feed",
+        "inside": inside.url + "/feed",
+        "inside-mapped-ipv6": f"http://[::ffff:127.0.0.2]:{inside.server_port}/feed",
+        "unspecified": f"http://0.0.0.0:{inside.server_port}/feed",
+        "file": "file:///etc/passwd",
+    }
+    bases = {"public": scripted.url, "inside": inside.url}
+    url = ends[hops[-1]]
+    for hop in reversed(hops[:-1]):
+        url = f"{bases[hop]}/to/{quote(url, safe='')}"
+    settings = fast_settings(allow_private_targets=allow_private, allow_file_sources=False)
+    visits = len(inside.seen)
+
+    def fetching():
+        return fetch(url, None, settings, operator=who == "operator", classify=loopback_one_is_public)
+
+    if refused is None:
+        assert fetching().body == FEED
+        assert len(inside.seen) == visits + hops.count("inside")
+        return
+    with pytest.raises(SourceError) as caught:
+        fetching()
+    where = "refused: " if len(hops) == 1 else f"redirected to {ends[hops[-1]]}, which is refused: "
+    assert (str(caught.value), caught.value.transient) == (f"{url}: {where}{refused}", False)
+    # The hops before the refused one were fetched; the refused one never connected.
+    assert len(inside.seen) == visits + hops[:-1].count("inside")
+
+
+@pytest.mark.parametrize("allow_private, operator, hop, came_from_private, may", [
+    (True, False, 0, False, True),
+    (True, False, 3, False, True),
+    (False, False, 0, False, False),
+    (False, False, 2, True, False),
+    (False, True, 0, False, True),   # what the operator typed
+    (False, True, 1, True, True),    # within the private network they pointed at
+    (False, True, 1, False, False),  # a public server sending them inside
+])
+def test_who_may_reach_private_addresses(allow_private, operator, hop, came_from_private, may):
+    settings = fast_settings(allow_private_targets=allow_private)
+    assert may_reach_private(settings, operator, hop, came_from_private) is may
+
+
+@pytest.mark.parametrize("operator, allow_file_sources, read", [
+    (False, False, False),
+    (False, True, True),
+    (True, False, True),
+])
+@pytest.mark.parametrize("form", ["path", "file url"])
+def test_local_files_only_for_tests_demos_and_the_operator(tmp_path, form, operator, allow_file_sources, read):
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+    url = str(path) if form == "path" else path.as_uri()
+    settings = fast_settings(allow_file_sources=allow_file_sources)
+    if read:
+        assert fetch(url, None, settings, operator=operator).body == FEED
+        return
+    with pytest.raises(SourceError) as caught:
+        fetch(url, None, settings, operator=operator)
+    assert (str(caught.value), caught.value.transient) == (
+        f"{url}: file:// sources are refused; set TULPAR_ALLOW_FILE_SOURCES=1 (tests and local demos only)",
+        False)

@@ -58,7 +58,7 @@ class Desk:
         self.source = Source("nbk-daily", "nbk", self.file.as_uri(), 60.0)
         self.subs = [FxSubscription(name, parse_rule({"name": name, **rule}), CHANNELS)
                      for name, rule in rules.items()]
-        self.settings = Settings()
+        self.settings = Settings(allow_file_sources=True)  # the source is a file:// URL
 
     def publish(self, n: int, usd: str) -> None:
         self.write(NBK.format(date=day(n).strftime("%d.%m.%Y"), usd=usd).encode("utf-8"))

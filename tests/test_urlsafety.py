@@ -1,4 +1,4 @@
-"""SSRF guard: which URLs a webhook may point at.
+"""SSRF guard: which URLs a webhook, a feed or a feed's redirect may point at.
 
 Hosts are IP literals or `localhost`, which resolve without a DNS server, so the
 table is the same on any machine.
@@ -114,3 +114,33 @@ def test_why_blocked_edges(address, blocked):
 def test_vetted_addresses_are_what_the_channel_connects_to(url, allow_private, resolve, expected):
     found = vetted_addresses(url, allow_private=allow_private, resolve=resolve)
     assert [str(ip) for ip in found] == expected
+
+
+@pytest.mark.parametrize("url, classify, result", [
+    # The classifier is the policy: tests on loopback call one address public.
+    ("http://127.0.0.1/", lambda ip: None, ["127.0.0.1"]),
+    ("http://127.0.0.2/", lambda ip: None if str(ip) == "127.0.0.1" else why_blocked(ip), "loopback"),
+    ("https://8.8.8.8/", lambda ip: "on the deny list", "which is on the deny list"),
+])
+def test_the_classifier_judges_each_address(url, classify, result):
+    if isinstance(result, list):
+        assert [str(ip) for ip in vetted_addresses(url, allow_private=False, classify=classify)] == result
+    else:
+        with pytest.raises(UnsafeURL, match=result):
+            vetted_addresses(url, allow_private=False, classify=classify)
+
+
+@pytest.mark.parametrize("url, shown, problem", [
+    ("http://robot:hunter2@127.0.0.1:8080/feed?token=abc",
+     "http://***@127.0.0.1:8080/feed?token=***",
+     "it resolves to 127.0.0.1, which is loopback; "
+     "set TULPAR_ALLOW_PRIVATE_TARGETS=true to allow private targets"),
+    ("file:///etc/passwd", "file:///etc/passwd", "scheme 'file' is not allowed: use http or https"),
+    ("https:///feed", "https:///feed", "no host name"),
+])
+def test_refusal_names_the_redacted_url_and_the_problem_apart(url, shown, problem):
+    # A feed names the hop its own way ("redirected to URL, which is refused: ...").
+    with pytest.raises(UnsafeURL) as caught:
+        check_url(url, allow_private=False)
+    assert (caught.value.url, caught.value.problem) == (shown, problem)
+    assert str(caught.value) == f"refusing {shown}: {problem}"

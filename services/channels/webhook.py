@@ -7,6 +7,11 @@ Headers: Content-Type, Idempotency-Key, and when Settings.webhook_secret is set
 The secret is either `whsec_<base64>` (the standard's format: the HMAC key is
 the decoded bytes, so receivers using a standardwebhooks library take it as is)
 or any other string, used as raw UTF-8 key bytes.
+
+Each send has one deadline, settings.http_timeout, for connect, TLS, request
+and answer together (services.httpclient), and goes only to the addresses it
+checked. 2xx is sent; 429 and 5xx are retried later (Retry-After honoured on
+429 and 503); any other status, redirects included, is given up at once.
 """
 from __future__ import annotations
 
@@ -20,13 +25,12 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from services import urlsafety
+from services import httpclient, urlsafety
 from services.channels.errors import PermanentError, RetryableError
-from services import tls
 from services.settings import Settings
 
 KIND = "webhook"
-_RETRY_STATUSES = {408, 425, 429}
+_RETRY_AFTER_STATUSES = {429, 503}
 
 
 def validate(target: str, settings: Settings) -> None:
@@ -70,66 +74,54 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 def _check_response(response: httpx.Response, target: str) -> None:
+    """2xx is sent; 429 and 5xx may pass (retry); any other status never will."""
     status = response.status_code
     if 200 <= status < 300:
         return
-    what = f"webhook answered {status} {response.reason_phrase}"
+    what = f"webhook answered {status} {response.reason_phrase}".rstrip()
+    if status == 429 or 500 <= status < 600:
+        raise RetryableError(what, target=target, retry_after=_retry_after(response))
     if 300 <= status < 400:
         # We never follow redirects (a public URL could bounce us to an internal
         # one): the user should put the final URL in their config.
         location = response.headers.get("location", "(no Location)")
         raise PermanentError(f"{what}, redirecting to {location}; "
                              "update the target to the final URL", target=target)
-    if status >= 500 or status in _RETRY_STATUSES:
-        wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
-        raise RetryableError(what, target=target, retry_after=wait)
+    # 408 and 425 too: a receiver that timed out reading a small JSON body, or
+    # wants no early data, will answer the same to the same request later.
     raise PermanentError(what, target=target)
 
 
-def pinned(target: str, ip: urlsafety.IPAddress) -> tuple[httpx.URL, dict, dict]:
-    """(url, extra headers, request extensions) that reach `target` at `ip`.
-
-    The URL carries the vetted IP so the client cannot resolve the name again;
-    the Host header and, for https, the TLS SNI name (which is also the name
-    the certificate is verified against) keep the original host.
-    """
-    url = httpx.URL(target)
-    if url.host == str(ip):  # already an IP literal
-        return url, {}, {}
-    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
-    return url.copy_with(host=str(ip)), {"Host": url.netloc.decode("ascii")}, extensions
+def _retry_after(response: httpx.Response) -> float | None:
+    # Only where RFC 9110 gives Retry-After a meaning for an error: elsewhere a
+    # stray header must not push a delivery back by hours.
+    if response.status_code not in _RETRY_AFTER_STATUSES:
+        return None
+    return retry_after_seconds(response.headers.get("retry-after"), time.time())
 
 
 def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str) -> None:
-    try:
-        addresses = urlsafety.vetted_addresses(target, allow_private=settings.allow_private_targets)
-    except urlsafety.UnsafeURL as exc:
-        raise PermanentError(str(exc), target=target) from None
-    except urlsafety.HostLookupFailed as exc:
-        raise RetryableError(str(exc), target=target) from None
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
                "User-Agent": settings.user_agent}
     secret = settings.webhook_secret.get_secret_value()
     if secret:
         headers |= signature_headers(secret, idempotency_key, int(time.time()), body)
-    # trust_env=False: an HTTP(S)_PROXY from the environment would make the proxy
-    # resolve and connect, bypassing the address check above.
     try:
-        routes = [pinned(target, ip) for ip in addresses] or [(httpx.URL(target), {}, {})]
-        with httpx.Client(timeout=settings.http_timeout, follow_redirects=False,
-                          trust_env=False, verify=tls.client_context()) as client:
-            for n, (url, extra_headers, extensions) in enumerate(routes, 1):
-                try:
-                    # Stream so that a receiver answering with a huge body is never read.
-                    with client.stream("POST", url, content=body, headers=headers | extra_headers,
-                                       extensions=extensions) as response:
-                        _check_response(response, target)
-                    return
-                except httpx.ConnectError:
-                    if n == len(routes):  # e.g. an AAAA first on a host without IPv6
-                        raise
-    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        with httpclient.client(settings.http_timeout) as http, \
+                httpclient.stream(http, "POST", target, headers=headers, content=body,
+                                  allow_private=settings.allow_private_targets) as response:
+            # Streamed and never read: a receiver answering with a huge body costs nothing.
+            _check_response(response, target)
+    except urlsafety.UnsafeURL as exc:
+        raise PermanentError(str(exc), target=target) from None
+    except urlsafety.HostLookupFailed as exc:
+        raise RetryableError(str(exc), target=target) from None
+    except httpx.TimeoutException:
+        # Every timeout is the send's deadline: each connect and read is cut to it.
+        raise RetryableError(f"webhook POST timed out after {settings.http_timeout:g}s",
+                             target=target, slow=True) from None
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise RetryableError(f"webhook POST failed: {type(exc).__name__}: {exc}",
                              target=target) from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:

@@ -4,6 +4,9 @@ stdout: one JSON object per article, keys exactly source, id, title, summary,
 link, published (ISO 8601 with offset, or null), always UTF-8.
 stderr: one `URL: what went wrong` line per failed source. Exit 1 if any failed.
 Release checks read this output, so it is a contract: change it deliberately.
+
+The operator's own curl: the URLs given are fetched even when loopback,
+private or local files (where a redirect goes is still checked).
 """
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import sys
 
 from services.article import Article
 from services.settings import Settings
-from services.sources.feed import poll
-from services.sources.http import SourceError
+from services.sources.feed import parse
+from services.sources.http import SourceError, fetch
 
 KEYS = ("source", "id", "title", "summary", "link", "published")
 
@@ -40,7 +43,8 @@ def run(args) -> int:
     failed = False
     for url in args.urls:
         try:
-            articles, _ = poll(url, url, None, settings)
+            result = fetch(url, None, settings, operator=True)
+            articles = parse(result.body or b"", url, result.content_type, base_url=result.url or url)
         except SourceError as exc:
             failed = True
             # One line per failure, even if the URL or message holds a newline.

@@ -10,63 +10,25 @@ out, rates are plain decimals. Rows keep the file's order; stale items are
 skipped. Exit codes: 0 ok, 1 the file could not be fetched or read, 2 the
 file is malformed (the message names the source and what is wrong).
 
-URL is http(s)://..., file://... or a local path. The I/O lives here; the
-adapters in services.sources.rates are pure.
+URL is http(s)://..., file://... or a local path, fetched by the pollers' own
+fetcher (services.sources.http: the same user agent, deadline and size limit)
+as the operator's curl: loopback, private addresses and local files are read,
+a public server's redirect to a private address is not. The I/O lives here;
+the adapters in services.sources.rates are pure.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
-from pathlib import Path
 from typing import Sequence, TextIO
-from urllib.parse import unquote, urlparse
-from urllib.request import url2pathname
 
 from services.fx.quote import Quote
+from services.settings import Settings
+from services.sources.http import SourceError
+from services.sources.http import fetch as fetch_url
 from services.sources.rates import FILE_ADAPTERS, RateFormatError
 from services.sources.rates.common import format_rate
-
-HTTP_TIMEOUT = 30.0
-MAX_BYTES = 20 * 1024 * 1024
-USER_AGENT = "tulpar/0.1 (+rate fetch)"
-
-
-class FetchError(Exception):
-    """The file could not be had: network, HTTP status, missing local file."""
-
-
-def read_source(url: str, *, timeout: float = HTTP_TIMEOUT) -> bytes:
-    """The bytes at `url` (http, https, file) or at a local path."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower()
-    if scheme in ("http", "https"):
-        import httpx
-
-        try:
-            with httpx.Client(
-                timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
-            ) as client:
-                response = client.get(url)
-        except httpx.HTTPError as exc:
-            raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise FetchError(f"{url}: HTTP {response.status_code}")
-        if len(response.content) > MAX_BYTES:
-            raise FetchError(f"{url}: larger than {MAX_BYTES} bytes")
-        return response.content
-    if scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise FetchError(f"{url}: only local file:// URLs are supported")
-        path = Path(url2pathname(unquote(parsed.path)))
-    elif scheme == "" or (len(scheme) == 1 and url[1:2] == ":"):  # a plain path (or C:\...)
-        path = Path(url)
-    else:
-        raise FetchError(f"{url}: unsupported URL scheme {scheme!r} (use http, https, file or a path)")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FetchError(f"{path}: {exc.strerror or exc}") from None
 
 
 def write_csv(quotes: Sequence[Quote], out: TextIO) -> None:
@@ -83,8 +45,10 @@ def fetch(source: str, url: str, out: TextIO, err: TextIO) -> int:
         print(f"tulpar fx fetch: unknown source {source!r} (one of {', '.join(FILE_ADAPTERS)})", file=err)
         return 2
     try:
-        body = read_source(url)
-    except FetchError as exc:
+        # No validators are sent, so no 304 is due; a server sending one anyway
+        # sent no file, which the adapter reports as such.
+        body = fetch_url(url, None, Settings(), operator=True).body or b""
+    except SourceError as exc:
         print(f"tulpar fx fetch: {source}: cannot fetch {exc}", file=err)
         return 1
     try:

@@ -2,7 +2,13 @@
 
 Every failure is a `SourceError` whose text is `URL: what went wrong`, with
 `transient` set when trying again later may help (5xx, timeouts, network).
-`file://` URLs and plain paths read a local file, for the demo and release checks.
+
+Where a fetch may go: every hop (the URL and each redirect, at most 5) is
+resolved and its addresses checked before connecting, and the connection goes
+to the checked address (services.httpclient). Loopback and private addresses
+only with `allow_private_targets`; `file://` URLs and plain paths only with
+`allow_file_sources` (tests and local demos). The operator's own diagnostic
+commands pass `operator=True`: see `fetch`.
 """
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ import email.utils
 import errno
 import socket
 import ssl
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -19,14 +24,16 @@ from pathlib import Path
 
 import httpx
 
+from services import httpclient, urlsafety
 from services.settings import Settings
-from services.tls import client_context
 
 MAX_REDIRECTS = 5
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8")
 # 408 and 429 ask the client to come back later, like a 5xx does.
 _TRANSIENT_STATUSES = {408, 425, 429}
+_REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+FILES_REFUSED = "file:// sources are refused; set TULPAR_ALLOW_FILE_SOURCES=1 (tests and local demos only)"
 
 
 class SourceError(Exception):
@@ -60,8 +67,17 @@ class FetchResult:
     content_type: str | None = None
 
 
-def fetch(url: str, state: FetchState | None = None, settings: Settings | None = None) -> FetchResult:
-    """GET `url` (http, https, file:// or a local path) within the settings' limits."""
+def fetch(url: str, state: FetchState | None = None, settings: Settings | None = None, *,
+          operator: bool = False, classify: urlsafety.Classifier = urlsafety.why_blocked,
+          ) -> FetchResult:
+    """GET `url` (http, https, file:// or a local path) within the settings' limits.
+
+    `operator=True` is for commands the operator runs by hand (`tulpar fetch`,
+    `tulpar fx fetch`), their curl: the URL they typed is fetched even when it
+    is loopback, private or a local file, but a public server redirecting
+    them to a private address is still refused. `classify` judges addresses
+    (tests on loopback use it to call one loopback address public).
+    """
     state = state or FetchState()
     settings = settings or Settings()
     try:
@@ -72,24 +88,28 @@ def fetch(url: str, state: FetchState | None = None, settings: Settings | None =
     scheme = parts.scheme.lower()
     # One letter is a Windows drive ("C:\feeds\a.xml"), not a scheme.
     if scheme == "file" or len(scheme) <= 1:
+        if not (operator or settings.allow_file_sources):
+            raise SourceError(url, FILES_REFUSED)
         return _read_file(url, state, settings)
     if scheme not in ("http", "https"):
         raise SourceError(url, f"unsupported URL scheme {scheme!r} (use http, https or file)")
     if not host:
         raise SourceError(url, "URL has no host name")
     try:
-        return _get(url, state, settings)
+        return _get(url, state, settings, operator, classify)
     except httpx.TimeoutException:
         raise SourceError(url, f"timed out after {settings.http_timeout:g}s", transient=True) from None
-    except httpx.TooManyRedirects:
-        raise SourceError(url, f"more than {MAX_REDIRECTS} redirects") from None
+    except urlsafety.HostLookupFailed:
+        raise SourceError(url, "host name could not be resolved", transient=True) from None
+    except httpclient.BodyTooLarge as exc:
+        raise SourceError(url, str(exc)) from None
+    except httpclient.BodyUndecodable as exc:
+        raise SourceError(url, f"body could not be decoded ({exc})") from None
     except httpx.ConnectError as exc:
         tls = _tls_failure(exc)
         if tls:  # a bad certificate stays bad: retrying will not help
             raise SourceError(url, f"TLS handshake failed: {tls}") from None
         raise SourceError(url, _connect_failure(exc), transient=True) from None
-    except httpx.DecodingError:
-        raise SourceError(url, "body could not be decoded (broken Content-Encoding)") from None
     except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:
         raise SourceError(url, f"connection broken: {_reason(exc)}", transient=True) from None
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
@@ -97,40 +117,71 @@ def fetch(url: str, state: FetchState | None = None, settings: Settings | None =
         raise SourceError(url, f"invalid request: {_reason(exc)}") from None
 
 
-def _get(url: str, state: FetchState, settings: Settings) -> FetchResult:
+def _get(url: str, state: FetchState, settings: Settings, operator: bool,
+         classify: urlsafety.Classifier) -> FetchResult:
+    headers = _request_headers(state, settings)
+    hop, came_from_private = url, False
+    # One client, so one deadline for every hop together.
+    with httpclient.client(settings.http_timeout) as http:
+        for n in range(MAX_REDIRECTS + 1):
+            allow_private = may_reach_private(settings, operator, n, came_from_private)
+            try:
+                with httpclient.stream(http, "GET", hop, headers=headers, allow_private=allow_private,
+                                       classify=classify) as response:
+                    location = _redirect_target(response, hop)
+                    if location is None:
+                        return _result(url, hop, response, state, settings)
+                    came_from_private = classify(httpclient.address(response)) is not None
+            except urlsafety.UnsafeURL as exc:
+                raise SourceError(url, _refusal(exc, n)) from None
+            hop = location
+    raise SourceError(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+def may_reach_private(settings: Settings, operator: bool, hop: int, came_from_private: bool) -> bool:
+    """Whether hop number `hop` (0: the URL itself) may go to a loopback or private address."""
+    if settings.allow_private_targets:
+        return True
+    # The operator may point their own command anywhere, and follow redirects
+    # within a private network they pointed it into; a public server must
+    # never be able to send it inside.
+    return operator and (hop == 0 or came_from_private)
+
+
+def _request_headers(state: FetchState, settings: Settings) -> dict[str, str]:
     headers = {"User-Agent": settings.user_agent, "Accept": ACCEPT}
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    # httpx timeouts bound each connect or read, so a server trickling one byte
-    # at a time never trips them; the deadline bounds the whole transfer.
-    deadline = time.monotonic() + settings.http_timeout
-    with httpx.Client(timeout=settings.http_timeout, follow_redirects=True,
-                      max_redirects=MAX_REDIRECTS, verify=client_context()) as client:
-        with client.stream("GET", url, headers=headers) as response:
-            final_url = str(response.url)
-            new_state = FetchState(response.headers.get("ETag"), response.headers.get("Last-Modified"))
-            if response.status_code == 304:
-                # A 304 may omit the validators it just confirmed: keep ours.
-                kept = FetchState(new_state.etag or state.etag, new_state.last_modified or state.last_modified)
-                return FetchResult(304, None, kept, True, final_url)
-            if not 200 <= response.status_code < 300:
-                raise SourceError(url, _status_text(response), transient=_is_transient(response.status_code))
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > settings.max_feed_bytes:
-                raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")
-            body = bytearray()
-            # No chunk_size: httpx would then hold data back until a full
-            # chunk arrived, and the deadline could not be checked meanwhile.
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > settings.max_feed_bytes:
-                    raise SourceError(url, f"larger than {settings.max_feed_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("whole transfer took too long")
-            return FetchResult(response.status_code, bytes(body), new_state, False, final_url,
-                               response.headers.get("Content-Type"))
+    return headers
+
+
+def _redirect_target(response: httpx.Response, hop: str) -> str | None:
+    location = response.headers.get("Location")
+    if response.status_code not in _REDIRECT_STATUSES or not location:
+        return None
+    return str(httpx.URL(hop).join(location))
+
+
+def _refusal(exc: urlsafety.UnsafeURL, hop: int) -> str:
+    if hop == 0:
+        return f"refused: {exc.problem}"
+    return f"redirected to {exc.url}, which is refused: {exc.problem}"
+
+
+def _result(url: str, final_url: str, response: httpx.Response, state: FetchState,
+            settings: Settings) -> FetchResult:
+    new_state = FetchState(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+    if response.status_code == 304:
+        # A 304 may omit the validators it just confirmed: keep ours.
+        kept = FetchState(new_state.etag or state.etag, new_state.last_modified or state.last_modified)
+        return FetchResult(304, None, kept, True, final_url)
+    if not 200 <= response.status_code < 300:
+        raise SourceError(url, _status_text(response), transient=_is_transient(response.status_code))
+    body = httpclient.read_body(response, settings.max_feed_bytes)
+    return FetchResult(response.status_code, body, new_state, False, final_url,
+                       response.headers.get("Content-Type"))
 
 
 def _read_file(url: str, state: FetchState, settings: Settings) -> FetchResult:
