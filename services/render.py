@@ -11,24 +11,17 @@ context and calls `email(name, context)` / `webhook(name, context)`, like
 from __future__ import annotations
 
 import json
-import operator
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import TemplateError
 from markupsafe import Markup, escape
 
 from services.article import Article
 from services.settings import Settings
-
-MAX_USER_TEMPLATE_CHARS = 20_000
-MAX_USER_OUTPUT_CHARS = 100_000
-MAX_USER_RANGE = 1_000
-
 
 class RenderError(Exception):
     """A template failed to render (bad template, missing variable, refused access)."""
@@ -151,70 +144,3 @@ def alert_webhook(article: Article, subscription: str, evidence: list[dict], *,
     """The JSON body posted to a webhook for one matched article."""
     context = _alert_context(article, subscription, evidence, now)
     return webhook("generic", context, templates_dir=templates_dir)
-
-
-class _UserSandbox(SandboxedEnvironment):
-    """The stock sandbox blocks unsafe attributes; this also refuses the
-    arithmetic that exhausts memory or CPU (`'x' * 10**9`, `(10**60)**60`)."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator_name, left, right):
-        if operator_name == "**":
-            # Bound the result's size, not just the exponent: (10**64)**64 chains.
-            bits = abs(left).bit_length() if isinstance(left, int) else 1
-            if not isinstance(right, (int, float)) or bits * abs(right) > 4096:
-                raise SecurityError("exponent too large")
-            return operator.pow(left, right)
-        sizes = [len(v) for v in (left, right) if isinstance(v, (str, list, tuple))]
-        counts = [v for v in (left, right) if isinstance(v, int)]
-        if sizes and counts and sizes[0] * counts[0] > MAX_USER_OUTPUT_CHARS:
-            raise SecurityError("repetition too large")
-        return operator.mul(left, right)
-
-
-def _small_range(*args: int) -> range:
-    # The sandbox allows range(100_000); nested loops over that are a CPU bomb.
-    numbers = range(*args)
-    if len(numbers) > MAX_USER_RANGE:
-        raise SecurityError(f"range too big (more than {MAX_USER_RANGE} items)")
-    return numbers
-
-
-_USER_ENV = _UserSandbox(undefined=StrictUndefined, autoescape=False)
-_USER_ENV.globals["range"] = _small_range
-
-
-def _bounded(chunks) -> str:
-    # Stream and stop at the cap: a loop of large strings must not be built in
-    # memory first and measured after.
-    out, size = [], 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > MAX_USER_OUTPUT_CHARS:
-            raise RenderError(f"user template output too long (over {MAX_USER_OUTPUT_CHARS} chars)")
-        out.append(chunk)
-    return "".join(out)
-
-
-def user_template(source: str, context: dict) -> str:
-    """Render a user-supplied template string in the sandbox; any failure is a RenderError.
-
-    Bounded: template size, output size, range() length, repetition and powers.
-    Not bounded: total CPU of nested loops over large context lists, so run it
-    where a task time limit applies (the worker), not in a web request.
-    """
-    if len(source) > MAX_USER_TEMPLATE_CHARS:
-        raise RenderError(f"user template too long ({len(source)} > {MAX_USER_TEMPLATE_CHARS} chars)")
-    try:
-        return _bounded(_USER_ENV.from_string(source).generate(context))
-    except RenderError:
-        raise
-    except SecurityError as exc:
-        raise RenderError(f"user template refused: {exc}") from None
-    except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" (line {line})" if line else ""
-        raise RenderError(f"user template error{where}: {exc}") from None
-    except Exception as exc:  # untrusted input can raise anything (1/0, range too big ...)
-        raise RenderError(f"user template failed: {type(exc).__name__}: {exc}") from None

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
+import threading
+import time
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
@@ -116,6 +119,8 @@ def test_inline_images_become_related_parts(mail_sink):
     ([{"cid": "x", "content_type": "image/png", "data_b64": "not base64!"}], "not valid base64"),
     ([{"cid": "x", "content_type": "text/html", "data_b64": PNG}], "bad inline image"),
     ([{"cid": "a b>", "content_type": "image/png", "data_b64": PNG}], "bad inline image"),
+    ([{"cid": "x", "content_type": "image/png\r\nBcc: spy@x.test", "data_b64": PNG}],
+     "bad inline image"),
 ])
 def test_bad_inline_images_are_permanent(mail_sink, images, match):
     settings = settings_for(mail_sink.host, mail_sink.port)
@@ -192,9 +197,140 @@ def test_silent_server_times_out_as_retryable():
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         settings = settings_for("127.0.0.1", silent.getsockname()[1], http_timeout=0.3)
-        with pytest.raises(RetryableError, match="unreachable: .*timed out"):
+        with pytest.raises(RetryableError, match="timed out after 0.3 s") as caught:
             channels.deliver("mailto:ops@example.com", payload(), settings=settings,
                              idempotency_key="d")
+    assert caught.value.slow is True
+
+
+class TrickleRelay:
+    """A loopback SMTP relay that answers at once, except at `slow_step`, where it
+    dribbles its reply one byte per `gap` seconds: every read gets a byte well
+    within smtplib's per-read timeout, so only an overall deadline ends the send.
+
+    Step "tls" says yes to STARTTLS and then trickles a TLS record that never ends.
+    """
+
+    REPLIES = {"ehlo": b"250-relay.test\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n",
+               "starttls": b"220 go ahead\r\n", "auth": b"235 welcome\r\n",
+               "mail": b"250 sender ok\r\n", "rcpt": b"250 recipient ok\r\n",
+               "data": b"354 go on\r\n", "rset": b"250 reset\r\n", "quit": b"221 bye\r\n"}
+
+    def __init__(self, slow_step: str, gap: float = 0.2):
+        self.slow_step, self.gap = slow_step, gap
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> "TrickleRelay":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+        assert not self._thread.is_alive()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.05)
+                try:
+                    self._converse(conn)
+                except OSError:
+                    pass  # the client gave up and hung up: that is the point
+
+    def _converse(self, conn: socket.socket) -> None:
+        self._reply(conn, "greeting", b"220 relay.test ESMTP at your service\r\n")
+        while (line := self._read_line(conn)) is not None:
+            verb = line.split(b" ", 1)[0].split(b":", 1)[0].strip().lower().decode()
+            verb = {"helo": "ehlo", "mail": "mail", "rcpt": "rcpt"}.get(verb, verb)
+            self._reply(conn, verb, self.REPLIES.get(verb, b"250 ok\r\n"))
+            if verb == "starttls" and self.slow_step == "tls":
+                # A handshake record that claims 16 KiB, then its body byte by byte.
+                self._reply(conn, "tls", b"\x16\x03\x03\x40\x00" + b"\x00" * 16384)
+            elif verb == "data":
+                self._read_until(conn, b"\r\n.\r\n")
+                self._reply(conn, "queued", b"250 queued as 17\r\n")
+
+    def _reply(self, conn: socket.socket, step: str, reply: bytes) -> None:
+        if step != self.slow_step:
+            conn.sendall(reply)
+            return
+        for byte in reply:
+            if self._stop.wait(self.gap):
+                return
+            conn.sendall(bytes([byte]))
+
+    def _read_line(self, conn: socket.socket) -> bytes | None:
+        return self._read_until(conn, b"\r\n")
+
+    def _read_until(self, conn: socket.socket, end: bytes) -> bytes | None:
+        data = b""
+        while not data.endswith(end):
+            if self._stop.is_set():
+                return None
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("slow_step, extra", [
+    ("greeting", {}),
+    ("ehlo", {}),
+    ("starttls", {"smtp_starttls": True}),
+    ("tls", {"smtp_starttls": True}),
+    ("auth", {"smtp_user": "tulpar", "smtp_password": "pw"}),
+    ("mail", {}),
+    ("rcpt", {}),
+    ("data", {}),
+])
+def test_a_trickling_relay_hits_one_deadline_for_the_whole_send(slow_step, extra):
+    fds, threads = open_fds(), threading.active_count()
+    with TrickleRelay(slow_step) as relay:
+        settings = settings_for("127.0.0.1", relay.port, http_timeout=1.0, **extra)
+        started = time.monotonic()
+        with pytest.raises(RetryableError, match="timed out after 1 s") as caught:
+            channels.deliver("mailto:ops@example.com", payload(), settings=settings,
+                             idempotency_key="d")
+        took = time.monotonic() - started
+    assert caught.value.slow is True
+    assert 0.9 < took < 1.5
+    # The watchdog's timer thread and every socket of the send are gone.
+    assert (open_fds(), threading.active_count()) == (fds, threads)
+
+
+@pytest.mark.parametrize("slow_step, took_at_least", [
+    ("nothing", 0.0),
+    # The message is in and "250" has arrived when the deadline cuts the rest of
+    # the line: the relay accepted it, so failing (and resending) would be wrong.
+    ("queued", 0.9),
+])
+def test_a_relay_that_said_250_has_the_message(slow_step, took_at_least):
+    with TrickleRelay(slow_step) as relay:
+        settings = settings_for("127.0.0.1", relay.port, http_timeout=1.0)
+        started = time.monotonic()
+        channels.deliver("mailto:ops@example.com", payload(), settings=settings,
+                         idempotency_key="d")
+        assert took_at_least <= time.monotonic() - started < 1.5
+        time.sleep(1.1)  # past the deadline: a watchdog left running would show now
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
 
 
 @pytest.mark.parametrize("target, problem", [
