@@ -2,7 +2,9 @@
 
 Every error names the file, the line and the field, e.g.
 `config/demo.yaml:14: subscriptions[0].channels[1]: 'ftp://x' is not ...`,
-so a typo is found before anything starts (the CLI exits 2).
+so a typo is found before anything starts (the CLI exits 2). The YAML itself
+is read by services.yamlfile, which refuses files that are too large, nested
+too deeply, or whose aliases would expand past a small multiple of their size.
 """
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from services import channels
+from services import channels, yamlfile
 from services.durations import parse_duration
 from services.settings import Settings
 
@@ -51,12 +53,26 @@ class Config:
     sources: tuple[Source, ...]
     subscriptions: tuple[Subscription, ...]
     allow_private_targets: bool = False
+    allow_file_sources: bool = False  # as written in the file; settings can allow them too
 
     def source(self, name: str) -> Source:
         for s in self.sources:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+
+def settings_for(cfg: Config, base: Settings) -> Settings:
+    """The settings to run `cfg` with: `base` (the environment's) plus what the
+    config file may switch on for itself, never off: loopback/private targets
+    (the demo's sinks) and file:// sources (the fetcher refuses them unless
+    the settings allow them)."""
+    update = {}
+    if cfg.allow_private_targets:
+        update["allow_private_targets"] = True
+    if cfg.allow_file_sources:
+        update["allow_file_sources"] = True
+    return base.model_copy(update=update) if update else base
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -69,27 +85,30 @@ class _Doc:
         self.file = file
         self.lines: dict[tuple, int] = {}
         try:
-            node = yaml.compose(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            raise ConfigError(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-        self.data = self._plain(node, ()) if node is not None else {}
+            node = yamlfile.compose(text, file)
+            # Walking the tree expands aliases (each path gets its own value
+            # and line); yamlfile.compose has already refused a document whose
+            # expansion would be large or deep, so this stays small.
+            self.data = self._plain(node, ()) if node is not None else {}
+        except yamlfile.YamlError as exc:
+            raise ConfigError(file, exc.line, "", exc.message) from None
 
     def _plain(self, node, path: tuple) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
+        self.lines[path] = yamlfile.line(node)
+        if isinstance(node, MappingNode):
             out = {}
             for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise ConfigError(self.file, yamlfile.line(key_node), _where(path),
+                                      "keys must be plain words, not lists or mappings")
                 key = key_node.value
                 if key in out:
-                    raise ConfigError(self.file, key_node.start_mark.line + 1,
-                                      _where(path + (key,)), "duplicate key")
+                    raise ConfigError(self.file, yamlfile.line(key_node), _where(path + (key,)), "duplicate key")
                 out[key] = self._plain(value_node, path + (key,))
             return out
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, SequenceNode):
             return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
-        value = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+        value = node.value if node.tag == "tag:yaml.org,2002:str" else yamlfile.scalar(node, self.file)
         if isinstance(value, str):
             value = self._expand(value, path)
         return value
@@ -121,11 +140,11 @@ def _where(path: tuple) -> str:
 
 
 def load(path: str | Path, settings: Settings | None = None) -> Config:
-    path = Path(path)
+    settings = settings or Settings()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
+        text = yamlfile.read_text(path, settings.max_config_bytes)
+    except yamlfile.YamlError as exc:
+        raise ConfigError(exc.file, exc.line, "", exc.message) from None
     return parse(text, str(path), settings)
 
 
@@ -134,22 +153,30 @@ def parse(text: str, file: str = "<config>", settings: Settings | None = None) -
     data = doc.data
     if not isinstance(data, dict):
         raise doc.error((), "the top level must be a mapping with sources: and subscriptions:")
-    _only(doc, (), data, {"sources", "subscriptions", "allow_private_targets"})
-    allow_private = data.get("allow_private_targets", False)
-    if not isinstance(allow_private, bool):
-        raise doc.error(("allow_private_targets",), "must be true or false")
-    sources = tuple(_source(doc, i, s) for i, s in enumerate(_list(doc, ("sources",), data.get("sources", []))))
-    _unique(doc, "sources", [s.name for s in sources])
+    _only(doc, (), data, {"sources", "subscriptions", "allow_private_targets", "allow_file_sources"})
+    allow_private = _flag(doc, data, "allow_private_targets")
+    allow_files = _flag(doc, data, "allow_file_sources")
     settings = settings or Settings()
+    files_ok = allow_files or settings.allow_file_sources
+    sources = tuple(_source(doc, i, s, files_ok)
+                    for i, s in enumerate(_list(doc, ("sources",), data.get("sources", []))))
+    _unique(doc, "sources", [s.name for s in sources])
     if allow_private:
         settings = settings.model_copy(update={"allow_private_targets": True})
     subs = tuple(_subscription(doc, i, s, settings)
                  for i, s in enumerate(_list(doc, ("subscriptions",), data.get("subscriptions", []))))
     _unique(doc, "subscriptions", [s.name for s in subs])
-    return Config(file, sources, subs, allow_private)
+    return Config(file, sources, subs, allow_private, allow_files)
 
 
-def _source(doc: _Doc, i: int, raw: Any) -> Source:
+def _flag(doc: _Doc, data: dict, key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise doc.error((key,), "must be true or false")
+    return value
+
+
+def _source(doc: _Doc, i: int, raw: Any, files_ok: bool) -> Source:
     path = ("sources", i)
     if not isinstance(raw, dict):
         raise doc.error(path, "each source is a mapping with name, kind and url")
@@ -164,6 +191,12 @@ def _source(doc: _Doc, i: int, raw: Any) -> Source:
         url = _text(doc, path + ("url",), raw.get("url"))
         if not re.match(r"^(https?|file)://", url):
             raise doc.error(path + ("url",), f"{url!r} is not an http(s):// or file:// URL")
+        if url.startswith("file://") and not files_ok:
+            # A config that can name files lets whoever edits it read any file
+            # the service can (and have it posted to a webhook as "news").
+            raise doc.error(path + ("url",), f"{url!r}: file:// sources are off; for tests and local demos "
+                                             "only, allow them with `allow_file_sources: true` at the top of "
+                                             "the config or TULPAR_ALLOW_FILE_SOURCES=1")
     try:
         interval = parse_duration(raw.get("interval", "60s"))
     except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,43 @@ def test_edge_cases(tmp_path, capsys, rules, articles, out):
         assert code == 2 and "'id' must be a string or an integer" in err
     else:
         assert (code, got, err) == (0, out, "")
+
+
+BOMB = (DATA / "config" / "alias_bomb.yaml").read_text(encoding="utf-8")
+# The same nine-by-nine shape as a list of rules, the last one's query the bomb.
+LIST_BOMB = "- {name: a, query: &a [som, som, som, som, som, som, som, som, som]}\n" + "".join(
+    f"- {{name: {c}, query: &{c} [{', '.join(['*' + p] * 9)}]}}\n" for p, c in zip("abcdefgh", "bcdefghi"))
+# Each level 9 + 5 x the one before (the merge, four more aliases, its own name).
+MERGE_BOMB = "- &r0 {name: r0, query: tariff}\n" + "".join(
+    f"- &r{n} {{<<: [*r{n - 1}], name: r{n}, a: *r{n - 1}, b: *r{n - 1}, c: *r{n - 1}, d: *r{n - 1}}}\n"
+    for n in range(1, 10))
+
+
+@pytest.mark.parametrize("rules, message", [
+    (BOMB, "r.yaml: aliases would expand the document past 10,000 nodes"),
+    (LIST_BOMB, "the alias *h here alone stands for 48,427,561 (line 9)"),
+    (MERGE_BOMB, "the alias *r8 here alone stands for 2,832,029 (line 10)"),
+    ("- {name: t, query: " + "[" * 65 + "]" * 65 + "}\n", "r.yaml: nested more than 64 levels deep (line 1)"),
+    ("- &loop {name: t, query: *loop}\n", "r.yaml: the alias *loop is inside the node it refers to (a loop) (line 1)"),
+], ids=["billion-laughs", "as-a-rule-list", "merge-keys", "deep", "loop"])
+def test_yaml_bombs_exit_2_quickly(tmp_path, capsys, rules, message):
+    started = time.perf_counter()
+    code, out, err = run(tmp_path, capsys, rules, GOOD_LINE)
+    assert time.perf_counter() - started < 0.5
+    assert (code, out) == (2, "")
+    assert err.startswith("tulpar classify: ") and message in err, err
+
+
+def test_a_rules_file_over_the_byte_limit_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TULPAR_MAX_CONFIG_BYTES", str(len(GOOD_RULES) - 1))
+    code, out, err = run(tmp_path, capsys, GOOD_RULES, GOOD_LINE)
+    assert (code, out) == (2, "")
+    assert err == f"tulpar classify: {tmp_path / 'r.yaml'}: larger than the limit of {len(GOOD_RULES) - 1} bytes " \
+                  "(TULPAR_MAX_CONFIG_BYTES raises it)\n"
+
+
+def test_anchors_and_merge_keys_still_work(tmp_path, capsys):
+    rules = "- &base {name: a, query: tariff}\n- {<<: *base, name: b}\n"
+    code, out, err = run(tmp_path, capsys, rules, GOOD_LINE)
+    assert (code, err) == (0, "")
+    assert [json.loads(line)["rule"] for line in out.splitlines()] == ["a", "b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,9 +172,48 @@ def test_ticker_bad_arguments(args, message, tulpar_in_process):
 @pytest.mark.parametrize("which, content, line", [
     ("csv", "at,pair,rate\n2024-03-01,USD/KZT,500\n2024-03-02,USD/KZT,-1\n", 3),
     ("rules", "- name: a\n  pair: USD/KZT\n  change_pct: 1\n  window: fortnight\n", 4),
+    ("rules", (ROOT / "tests" / "data" / "config" / "alias_bomb.yaml").read_text(encoding="utf-8"), 11),
 ])
 def test_bad_input_exit_code_and_streams_in_a_real_process(tmp_path, which, content, line):
     done = evaluate(tmp_path, **{which: content})
     name = "q.csv" if which == "csv" else "fx.yaml"
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith(f"tulpar fx evaluate: {tmp_path / name}:{line}: ")
+
+
+BOMB = ROOT / "tests" / "data" / "config" / "alias_bomb.yaml"
+# A rule whose window is the nine-by-nine bomb, anchored in a note beside it.
+RULE_BOMB = "- name: a\n  pair: USD/KZT\n  change_pct: 1\n  note: &a [som, som, som, som, som, som, som, som, som]\n" \
+    + "".join(f"  note{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) \
+    + "  window: *i\n"
+
+
+@pytest.mark.parametrize("rules, line, message", [
+    (BOMB.read_text(encoding="utf-8"), 11, "aliases would expand the document past 10,000 nodes"),
+    (RULE_BOMB, 13, "the alias *i here alone stands for 435,848,050"),
+    ("- name: a\n  pair: USD/KZT\n  change_pct: 1\n  window: " + "[" * 65 + "]" * 65 + "\n", 4,
+     "nested more than 64 levels deep"),
+    ("- &r {name: a, pair: USD/KZT, change_pct: 1, again: *r}\n", 1, "the alias *r is inside the node it refers to"),
+], ids=["billion-laughs", "in-a-rule", "deep", "loop"])
+def test_evaluate_refuses_yaml_bombs_quickly(tmp_path, rules, line, message, tulpar_in_process):
+    started = time.perf_counter()
+    done = evaluate(tmp_path, rules=rules, run=tulpar_in_process)
+    assert time.perf_counter() - started < 0.5
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"tulpar fx evaluate: {tmp_path / 'fx.yaml'}:{line}: ") and message in done.stderr
+
+
+def test_evaluate_refuses_a_rules_file_over_the_byte_limit(tmp_path, tulpar_in_process, monkeypatch):
+    monkeypatch.setenv("TULPAR_MAX_CONFIG_BYTES", "10")
+    done = evaluate(tmp_path, run=tulpar_in_process)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"tulpar fx evaluate: {tmp_path / 'fx.yaml'}: larger than the limit of 10 bytes " \
+                          "(TULPAR_MAX_CONFIG_BYTES raises it)\n"
+
+
+def test_anchors_and_merge_keys_evaluate_as_if_written_out(tmp_path, tulpar_in_process):
+    shared = "- &r {name: r, pair: USD/KZT, change_pct: 1}\n- {<<: *r, name: s}\n"
+    written = "- {name: r, pair: USD/KZT, change_pct: 1}\n- {name: s, pair: USD/KZT, change_pct: 1}\n"
+    outputs = [evaluate(tmp_path, rules=rules, run=tulpar_in_process) for rules in (shared, written)]
+    assert outputs[0].returncode == 0 and outputs[0].stdout == outputs[1].stdout
+    assert [json.loads(line)["rule"] for line in outputs[0].stdout.splitlines()] == ["r", "s"]

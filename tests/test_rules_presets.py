@@ -39,7 +39,11 @@ def write(root: Path, relative: str, text: str) -> None:
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({"topics/a.yaml": "name: [unclosed"}, "topics/a.yaml: not valid YAML"),
+        ({"topics/a.yaml": "name: [unclosed"}, "not valid YAML"),
+        ({"topics/a.yaml": "name: a\nquery: *q"}, "topics/a.yaml:2: the alias *q has no anchor"),
+        ({"topics/a.yaml": "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+            f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh"))},
+         "aliases would expand the document past"),
         ({"topics/a.yaml": "- a list"}, "topics/a.yaml: expected a mapping"),
         ({"topics/a.yaml": "name: a\nquery: x\nexlude: y"}, "topics/a.yaml: unknown key(s) exlude"),
         ({"topics/a.yaml": "name: a"}, "topics/a.yaml: 'query' must be a non-empty string"),

@@ -47,10 +47,7 @@ def runtime() -> Runtime:
             log.error("config change refused, still running the previous one: %s", exc)
             _current.config_mtime = mtime
             return _current
-        settings = base
-        if cfg.allow_private_targets:
-            # The config may open loopback/private targets (the demo's sinks).
-            settings = settings.model_copy(update={"allow_private_targets": True})
+        settings = config_mod.settings_for(cfg, base)
         if _current is None:
             store = Store(settings.db_url)
             store.create_schema()

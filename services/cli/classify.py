@@ -17,8 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
+from services import yamlfile
 from services.cli.rules import LazyPresets
 from services.rules import Document, Matcher, PresetError, RuleError, parse
 from services.rules.presets import DEFAULT_DIR
@@ -63,11 +62,7 @@ def classify(rules: list[tuple[object, object]], articles: list[dict]) -> list[s
 
 
 def load_rules(path: str, presets) -> list[tuple[object, object]]:
-    text = _read(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML: {err}") from None
+    data = _read_yaml(path)
     if data is None:
         data = []
     if not isinstance(data, list):
@@ -127,6 +122,21 @@ def load_articles(path: str) -> list[dict]:
                 raise InputError(f"{where}: '{key}' must be a string")
         articles.append(data)
     return articles
+
+
+def _read_yaml(path: str):
+    """The rules file through the shared safe loader (size, nesting and alias
+    limits); its errors keep this command's `FILE: message` form."""
+    from services.settings import Settings
+
+    limit = Settings().max_config_bytes
+    try:
+        if path == "-":
+            return yamlfile.load(yamlfile.read_stream(sys.stdin.buffer, "<stdin>", limit), "<stdin>")
+        return yamlfile.load(yamlfile.read_text(path, limit), path)
+    except yamlfile.YamlError as err:
+        where = f" (line {err.line})" if err.line else ""
+        raise InputError(f"{err.file}: {err.message}{where}") from None
 
 
 def _read(path: str) -> str:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from services import yamlfile
 from services.fx import rules as fx_rules
 from services.fx import ticker
 from services.fx.pairs import PairError, check_pair, inverse_pair, report
@@ -82,32 +83,21 @@ def _read_quotes(path: str) -> list[Row]:
 
 def read_rules(path: str) -> list[fx_rules.Rule]:
     """A YAML list of rules with names; errors carry the YAML line."""
-    with _open(path) as f:
-        try:
-            text = f.read()
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text") from None
+    from services.settings import Settings
+
     try:
-        loader = yaml.SafeLoader(text)  # checks for unprintable characters already
-    except yaml.reader.ReaderError as e:
-        line = text[:e.position].count("\n") + 1
-        raise InputError(f"{path}:{line}: not valid YAML: character #x{e.character:04x} "
-                         "is not allowed") from None
-    try:
-        root = loader.get_single_node()
+        # The shared safe loader: size, nesting and alias limits; its errors
+        # are already `FILE:LINE: why`.
+        root = yamlfile.compose(yamlfile.read_text(path, Settings().max_config_bytes), path)
         if root is None:
             raise InputError(f"{path}:1: expected a YAML list of rules, the file is empty")
-        if not isinstance(root, yaml.SequenceNode):
+        if not isinstance(root, SequenceNode):
             raise InputError(f"{path}:{_line(root)}: expected a YAML list of rules (- name: ...)")
         for item in root.value:
             _check_mapping(path, item)
-        data = loader.construct_document(root)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{where}: not valid YAML: {e.problem or e}") from None
-    finally:
-        loader.dispose()
+        data = yamlfile.construct(root, path)
+    except yamlfile.YamlError as e:
+        raise InputError(str(e)) from None
     out: list[fx_rules.Rule] = []
     names: dict[str, int] = {}
     for node, raw in zip(root.value, data):
@@ -273,11 +263,11 @@ def _row(path: str, line: int, cells: list[str]) -> Row:
 
 
 def _check_mapping(path: str, node) -> None:
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, MappingNode):
         raise InputError(f"{path}:{_line(node)}: a rule must be a mapping (name: ..., pair: ...)")
     seen: dict[str, int] = {}
     for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode):
+        if not isinstance(key, ScalarNode):
             raise InputError(f"{path}:{_line(key)}: rule keys must be plain words")
         if key.value in seen:
             # PyYAML would silently keep the last one; a typo'd duplicate must not win quietly.

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
+from services import yamlfile
 from services.rules.errors import PresetError, RuleError
 from services.rules.nodes import And, Node, Not
 from services.rules.parser import COUNTRIES, parse
@@ -29,6 +29,7 @@ from services.rules.parser import COUNTRIES, parse
 DEFAULT_DIR = Path(__file__).parent / "presets"
 FOLDERS = {"topics": "topic", "countries": "country"}
 _KEYS = {"name", "description", "query", "exclude"}
+MAX_PRESET_BYTES = 1024 * 1024  # ours are ~2 KiB
 _TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 
@@ -121,11 +122,13 @@ def default_presets() -> Presets:
 
 
 def _read(path: Path, kind: str) -> Preset:
-    text = path.read_text(encoding="utf-8")
+    # `tulpar classify --presets DIR` reads presets a user wrote: the same
+    # guarded loader as configs (size, alias and depth limits).
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise PresetError(f"{path}: not valid YAML: {err}") from None
+        text = yamlfile.read_text(path, MAX_PRESET_BYTES)
+        data = yamlfile.load(text, str(path))
+    except yamlfile.YamlError as err:
+        raise PresetError(str(err)) from None
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping with name, description, query")
     unknown = set(data) - _KEYS
