@@ -5,16 +5,21 @@ whatever the environment does not name: a redis-server when REDIS_URL is
 unset, an SMTP sink writing .eml files under var/mail when TULPAR_SMTP_HOST is
 unset. It always serves the demo site (demo/feeds, published item by item) and
 a webhook sink writing JSON under var/webhooks; configs reach them through
-${TULPAR_DEMO_URL} and ${TULPAR_DEMO_WEBHOOK}. Ctrl-C stops everything.
+${TULPAR_DEMO_URL} and ${TULPAR_DEMO_WEBHOOK}.
+
+Ctrl-C, SIGTERM (`docker stop`, systemd) and SIGHUP stop everything, the
+children first, and exit 0. A worker, beat or redis-server that dies is
+restarted; one that keeps dying stops everything with exit code 1. On Linux
+the children also stop when `tulpar run` is killed with SIGKILL.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
+from collections import deque
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -22,6 +27,41 @@ from pathlib import Path
 from services.settings import ROOT, Settings
 
 # The rest is imported in `handle`: other `tulpar` commands should start fast.
+
+# Seconds the children get to stop after SIGTERM before SIGKILL: less than
+# `docker stop`'s default 10 s, after which Docker would SIGKILL us mid-stop.
+GRACE_SECONDS = 8.0
+# A child that exits this many times within the window is not restarted again.
+RESTART_LIMIT, RESTART_WINDOW = 5, 60.0
+
+
+class _GiveUp(Exception):
+    """A child keeps dying or cannot be restarted: stop everything, exit 1."""
+
+
+class _StopRequests:
+    """Ctrl-C, SIGTERM and SIGHUP only count here; the main loop then stops.
+
+    Raising from the handler instead (as Ctrl-C's KeyboardInterrupt does) can
+    land between starting a child and recording it, leaving it running.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.count = 0
+
+    def install(self) -> "_StopRequests":
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        self.count += 1
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
 
 
 def register(sub) -> None:
@@ -39,7 +79,7 @@ def handle(args) -> int:
     from services.local.http_servers import FileServer, WebhookSink
     from services.local.mail_sink import MailSink
     from services.local.ports import free_port
-    from services.local.redis_process import RedisProcess
+    from services.local.redis_process import ChildProcess, RedisProcess
     from services.store import Store
 
     settings = Settings()
@@ -58,8 +98,10 @@ def handle(args) -> int:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
 
+    stop = _StopRequests().install()
     stack: list = []
-    children: list[subprocess.Popen] = []
+    children: list[ChildProcess] = []
+    redis = None
     try:
         for d in ("mail", "webhooks", "log", "demo-www"):
             (var / d).mkdir(parents=True, exist_ok=True)
@@ -73,7 +115,7 @@ def handle(args) -> int:
         stack.append(WebhookSink(var / "webhooks", port=hook_port).start())
         if not os.environ.get("REDIS_URL"):
             redis = RedisProcess(var / "redis").start()
-            stack.append(redis)
+            stack.append(redis)  # stopped after the worker, which needs it to finish
             env["REDIS_URL"] = redis.url
         if not os.environ.get("TULPAR_SMTP_HOST"):
             mail = MailSink(var / "mail").start()
@@ -84,31 +126,33 @@ def handle(args) -> int:
 
         celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
         logs = var / "log"
-        children.append(_spawn(celery + ["worker", "--loglevel", "INFO", "--concurrency",
-                                         str(args.concurrency), "--hostname", f"tulpar-{os.getpid()}@%h"],
-                               env, logs / "worker.log"))
-        children.append(_spawn(celery + ["beat", "--loglevel", "INFO", "--schedule",
-                                         str(var / "celerybeat-schedule")], env, logs / "beat.log"))
+        # Each child in its own process group (ChildProcess): Ctrl-C at a
+        # terminal reaches us only, and we stop the children in order.
+        children.append(ChildProcess("worker", celery + [
+            "worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency),
+            "--hostname", f"tulpar-{os.getpid()}@%h"], logs / "worker.log", env, ROOT).start())
+        children.append(ChildProcess("beat", celery + [
+            "beat", "--loglevel", "INFO", "--schedule", str(var / "celerybeat-schedule")],
+            logs / "beat.log", env, ROOT).start())
         _kick_polls(env["REDIS_URL"], cfg)
         print(f"tulpar: running {len(cfg.sources)} sources, {len(cfg.subscriptions)} subscriptions "
               f"from {settings.config}")
         print(f"tulpar: alerts arrive in {var / 'mail'} (.eml) and {var / 'webhooks'} (.json); "
               f"logs in {logs}; Ctrl-C stops")
-        return _watch(var, children, publisher, args.publish_every, rates)
-    except KeyboardInterrupt:
-        return 0
+        # A redis-server we started is restarted like the others, on the same
+        # port and data dir: worker and beat reconnect to the same URL by
+        # themselves, and its AOF brings the queued tasks back (all but the
+        # last second's; the outbox sweeper re-enqueues deliveries lost so).
+        supervised = children + ([redis] if redis else [])
+        return _watch(var, supervised, stop, publisher, args.publish_every, rates)
+    except _GiveUp as exc:
+        print(f"tulpar: {exc}", file=sys.stderr)
+        return 1
     finally:
-        _stop(children)
+        _stop_children(children, stop)
         for thing in reversed(stack):
             thing.stop()
         print("tulpar: stopped")
-
-
-def _spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    out = open(log, "ab")
-    # Own process group: Ctrl-C reaches us only, and we stop children in order.
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _kick_polls(redis_url: str, cfg) -> None:
@@ -120,18 +164,23 @@ def _kick_polls(redis_url: str, cfg) -> None:
     queue.close()
 
 
-def _watch(var: Path, children, publisher, publish_every: float, rates=None) -> int:
+def _watch(var: Path, supervised, stop: _StopRequests, publisher, publish_every: float,
+           rates=None) -> int:
+    """Print alerts as they arrive, publish demo items, restart dead children;
+    0 once a stop is requested (raises _GiveUp when a child keeps dying)."""
     seen: set[Path] = set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))
     next_publish = time.monotonic() + publish_every
     # Late enough that the worker has started and stored day one first.
     rates_every = max(20.0, 3 * publish_every)
     next_rates = time.monotonic() + rates_every
-    while True:
-        for child in children:
-            if child.poll() is not None:
-                print(f"tulpar: {' '.join(child.args[3:5])} exited with {child.returncode}; "
-                      f"see {var / 'log'}", file=sys.stderr)
-                return 1
+    deaths: dict[str, deque] = {child.name: deque() for child in supervised}
+    while not stop.requested:
+        for child in supervised:
+            code = child.exit_code()
+            # Checked again: a stop may have been asked since the loop began,
+            # and with systemd the children get the same SIGTERM as we do.
+            if code is not None and not stop.requested:
+                _restart(child, code, deaths[child.name])
         for path in sorted(set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))):
             if path not in seen:
                 seen.add(path)
@@ -143,6 +192,26 @@ def _watch(var: Path, children, publisher, publish_every: float, rates=None) -> 
             rates.publish_next()
             next_rates = time.monotonic() + rates_every
         time.sleep(0.5)
+    return 0
+
+
+def _restart(child, code: int, deaths: deque) -> None:
+    # Reaping kills what is left of the child's process group first: pool
+    # processes of a killed worker must not keep taking and delivering tasks
+    # next to the new worker's.
+    child.reap()
+    now = time.monotonic()
+    deaths.append(now)
+    while deaths[0] < now - RESTART_WINDOW:
+        deaths.popleft()
+    if len(deaths) >= RESTART_LIMIT:
+        raise _GiveUp(f"{child.name} exited with {code}, {len(deaths)} times within "
+                      f"{RESTART_WINDOW:.0f} s; giving up (see {child.log})")
+    print(f"tulpar: {child.name} exited with {code}; restarting", file=sys.stderr, flush=True)
+    try:
+        child.start()
+    except (OSError, RuntimeError) as exc:
+        raise _GiveUp(f"{child.name} could not be restarted: {exc}") from exc
 
 
 def _summary(path: Path, var: Path) -> str:
@@ -159,13 +228,18 @@ def _summary(path: Path, var: Path) -> str:
         return f"alert    {rel}  (could not summarise: {exc})"
 
 
-def _stop(children: list[subprocess.Popen]) -> None:
+def _stop_children(children, stop: _StopRequests) -> None:
+    """SIGTERM to each, up to GRACE_SECONDS for all to exit (Celery's worker
+    finishes its running tasks), then SIGKILL for each whole process group.
+    Another Ctrl-C or SIGTERM meanwhile cuts the wait short."""
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        child.terminate()
+    deadline = time.monotonic() + GRACE_SECONDS
+    signals_seen = stop.count
+    while (any(child.exit_code() is None for child in children)
+           and time.monotonic() < deadline and stop.count == signals_seen):
+        time.sleep(0.05)
     for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        if child.exit_code() is None:
+            print(f"tulpar: {child.name} still running; killing it", file=sys.stderr)
+        child.reap()
