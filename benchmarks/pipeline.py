@@ -31,7 +31,7 @@ waits on average I/2 (up to I) before anything reads it. The figures are
 printed as measured; the per-stage split below them comes from the delivery
 rows (created_at = poll start, enqueued_at, delivered_at).
 
---direct measures the in-process pipeline alone: services.pipeline.poll_news
+--direct measures the in-process pipeline alone: services.news.pipeline.poll_news
 over the N feeds (fetched from the loopback FileServer, parsed, deduped,
 classified, routed, rendered, committed to the outbox), no Redis or Celery:
 round 1 all items new, round 2 unchanged feeds (304), round 3 one new item in
@@ -195,10 +195,10 @@ def write_config(path: Path, n_feeds: int, feed_base: str, webhook_base: str, in
 def expected_deliveries(feeds: list[list[Item]], config_path: Path) -> dict[tuple, str]:
     """(sub, guid, channel) -> channel kind, from the real Classifier: the set
     the pipeline must deliver. Also checks the story design (kinds) agrees."""
-    from services import channels
+    from services.delivery import channels
     from services import config as config_mod
-    from services.article import Article
-    from services.classify import Classifier
+    from services.news.article import Article
+    from services.news.classify import Classifier
 
     cfg = config_mod.load(config_path)
     classifier = Classifier(cfg.subscriptions)
@@ -675,9 +675,9 @@ def tail(path: Path, size: int = 4000) -> str:
 # -- direct: the in-process pipeline ----------------------------------------
 def run_direct(args, tmp: Path, res: Resources) -> int:
     from services import config as config_mod
-    from services import pipeline
-    from services.classify import Classifier
-    from services.outbox import utcnow
+    from services.news import pipeline
+    from services.news.classify import Classifier
+    from services.delivery.outbox import utcnow
     from services.settings import Settings
     from services.store import Store
 
@@ -696,7 +696,7 @@ def run_direct(args, tmp: Path, res: Resources) -> int:
     cfg = config_mod.load(config, settings)
 
     print(f"machine: {machine()}")
-    print(f"direct mode: services.pipeline.poll_news over {n} loopback feeds x {m} items "
+    print(f"direct mode: services.news.pipeline.poll_news over {n} loopback feeds x {m} items "
           f"(fetch, parse, dedupe, classify, route, render, commit); no Redis, no Celery; "
           f"database {'PostgreSQL' if args.database_url else 'SQLite (WAL)'}; "
           f"channels: webhook{' + email' if args.email else ''}; "
@@ -781,18 +781,18 @@ def run_direct(args, tmp: Path, res: Resources) -> int:
             out = io.StringIO()
             st = pstats.Stats(prof, stream=out)
             stages = {
-                "feed.poll (HTTP GET + feedparser + normalise)": ("services/sources/feed.py", "poll"),
-                "  of which http.fetch": ("services/sources/http.py", "fetch"),
+                "feed.poll (HTTP GET + feedparser + normalise)": ("services/news/feed.py", "poll"),
+                "  of which http.fetch": ("services/net/fetch.py", "fetch"),
                 "  of which feedparser.parse": ("feedparser/api.py", "parse"),
                 "Store.source_state": ("services/store/db.py", "source_state"),
                 "Store.unseen (dedupe)": ("services/store/db.py", "unseen"),
-                "Classifier.classify": ("services/classify.py", "classify"),
-                "pipeline.rendered (route + render)": ("services/pipeline.py", "rendered"),
+                "Classifier.classify": ("services/news/classify.py", "classify"),
+                "pipeline.rendered (route + render)": ("services/news/pipeline.py", "rendered"),
                 "Store.commit_poll": ("services/store/db.py", "commit_poll"),
                 "Settings() construction": ("pydantic_settings/main.py", "__init__"),
             }
             whole = next((v[3] for (fn, _, name), v in st.stats.items()
-                          if fn.endswith("services/pipeline.py") and name == "poll_news"), None)
+                          if fn.endswith("services/news/pipeline.py") and name == "poll_news"), None)
             print("profile, cumulative time by stage (all three rounds):")
             for label, (suffix, name) in stages.items():
                 cum = sum(v[3] for (fn, _, fname), v in st.stats.items() if fn.endswith(suffix) and fname == name)

@@ -16,7 +16,8 @@ from typing import Any
 
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from services import channels, yamlfile
+from services import yamlfile
+from services.delivery import channels
 from services.durations import parse_duration
 from services.settings import Settings
 
@@ -211,7 +212,7 @@ def _source(doc: _Doc, i: int, raw: Any, files_ok: bool) -> Source:
 def _check_rate_options(doc: _Doc, path: tuple, kind: str, options: dict) -> None:
     """Rate sources: options go through the adapter's own config class, so the
     config file fails at load time, not at the first poll."""
-    from services.sources import rates
+    from services.fx import sources as rates
 
     if kind not in rates.ADAPTERS:
         return
@@ -286,7 +287,7 @@ def _words_to_query(doc: _Doc, path: tuple, raw: Any) -> str:
 
 
 def _check_query(doc: _Doc, path: tuple, query: str) -> None:
-    from services import rules  # the query language (issue 4)
+    from services import rules  # the query language (issue 4
 
     try:
         rules.parse(query)
@@ -304,10 +305,10 @@ def _check_fx(doc: _Doc, path: tuple, name: str, raw: dict) -> None:
 
 
 def _source_kinds() -> set[str]:
-    from services import sources
-    from services.sources import rates
+    from services import polling
+    from services.fx import sources as rates
 
-    return set(sources.KINDS) | set(rates.ADAPTERS)
+    return set(polling.KINDS) | set(rates.ADAPTERS)
 
 
 def _only(doc: _Doc, path: tuple, raw: dict, allowed: set[str]) -> None:

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from jinja2.exceptions import TemplateError
 from markupsafe import Markup, escape
 
-from services.article import Article
+from services.news.article import Article
 from services.settings import Settings
 
 class RenderError(Exception):

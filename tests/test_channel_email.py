@@ -13,9 +13,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from services import channels, render
-from services.article import Article
-from services.channels import PermanentError, RetryableError
+from services import render
+from services.delivery import channels
+from services.news.article import Article
+from services.delivery.channels import PermanentError, RetryableError
 from services.local.ports import free_port
 from services.settings import Settings
 

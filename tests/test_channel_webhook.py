@@ -12,9 +12,9 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services import channels
-from services.channels import PermanentError, RetryableError
-from services.channels.webhook import retry_after_seconds
+from services.delivery import channels
+from services.delivery.channels import PermanentError, RetryableError
+from services.delivery.channels.webhook import retry_after_seconds
 from services.local.ports import free_port
 from services.settings import Settings
 

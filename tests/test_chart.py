@@ -1,4 +1,4 @@
-"""services/chart.py: a PNG people can read, from quotes alone."""
+"""services/fx/chart.py: a PNG people can read, from quotes alone."""
 from __future__ import annotations
 
 import io
@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from PIL import Image
 
-from services import chart
+from services.fx import chart
 from services.fx.quote import Quote
 
 T0 = datetime(2026, 10, 26, tzinfo=timezone.utc)

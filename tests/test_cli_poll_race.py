@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from services import config as config_mod
-from services import pipeline
-from services.classify import Classifier
+from services.news import pipeline
+from services.news.classify import Classifier
 from services.cli.poll import poll_all
 from services.settings import Settings
 from services.store import Store

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from services import channels, outbox
-from services.channels.errors import PermanentError, RetryableError
+from services.delivery import channels
+from services.delivery import outbox
+from services.delivery.channels.errors import PermanentError, RetryableError
 from services.cli import main
 from services.settings import Settings
 from services.store.db import NewDelivery

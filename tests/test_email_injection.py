@@ -14,10 +14,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from services import channels, render
-from services.article import Article
-from services.channels import PermanentError
-from services.channels.email import wire_bytes
+from services import render
+from services.delivery import channels
+from services.news.article import Article
+from services.delivery.channels import PermanentError
+from services.delivery.channels.email import wire_bytes
 from services.settings import Settings
 
 NOW = datetime(2026, 3, 1, 9, 5, tzinfo=timezone.utc)

@@ -13,8 +13,8 @@ import pytest
 
 from feedsuite import SuiteFeed, SuiteServer, SuiteUnavailable, load_feeds, spread_sample
 from services.settings import Settings
-from services.sources.feed import parse, poll
-from services.sources.http import SourceError
+from services.news.feed import parse, poll
+from services.net.fetch import SourceError
 
 WELL_FORMED_SAMPLE = 200
 BROKEN_SAMPLE = 100

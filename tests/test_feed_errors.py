@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.sources.feed import parse
-from services.sources.http import SourceError
+from services.news.feed import parse
+from services.net.fetch import SourceError
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 SOURCE = "http://feeds.test/broken.xml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.feed import parse
+from services.news.feed import parse
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 SOURCE = "http://feeds.test/region/news.xml"

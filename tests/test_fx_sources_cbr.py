@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, cbr
+from services.fx.sources import RateFormatError, cbr
 
 DATA = Path(__file__).parent / "data" / "rates" / "cbr"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, cbu
+from services.fx.sources import RateFormatError, cbu
 
 DATA = Path(__file__).parent / "data" / "rates" / "cbu"
 

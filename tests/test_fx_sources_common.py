@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.sources import rates
-from services.sources.rates.common import (
+from services.fx import sources as rates
+from services.fx.sources.common import (
     RateFormatError,
     format_rate,
     parse_date,

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.sources.rates import RateConfigError, constant
-from services.sources.rates.constant import ConstantConfig
+from services.fx.sources import RateConfigError, constant
+from services.fx.sources.constant import ConstantConfig
 
 
 @pytest.mark.parametrize(

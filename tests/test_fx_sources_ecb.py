@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, ecb
+from services.fx.sources import RateFormatError, ecb
 
 DATA = Path(__file__).parent / "data" / "rates" / "ecb"
 

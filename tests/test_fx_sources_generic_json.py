@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateConfigError, RateFormatError, generic_json
-from services.sources.rates.generic_json import GenericJsonConfig
+from services.fx.sources import RateConfigError, RateFormatError, generic_json
+from services.fx.sources.generic_json import GenericJsonConfig
 
 DATA = Path(__file__).parent / "data" / "rates" / "generic_json"
 

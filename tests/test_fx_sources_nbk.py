@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, nbk
+from services.fx.sources import RateFormatError, nbk
 
 DATA = Path(__file__).parent / "data" / "rates" / "nbk"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, nbk_rss
+from services.fx.sources import RateFormatError, nbk_rss
 
 DATA = Path(__file__).parent / "data" / "rates" / "nbk_rss"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, nbkr
+from services.fx.sources import RateFormatError, nbkr
 
 DATA = Path(__file__).parent / "data" / "rates" / "nbkr"
 

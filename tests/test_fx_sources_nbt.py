@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sources.rates import RateFormatError, nbt
+from services.fx.sources import RateFormatError, nbt
 
 DATA = Path(__file__).parent / "data" / "rates" / "nbt"
 

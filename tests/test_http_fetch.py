@@ -20,9 +20,9 @@ import pytest
 
 from services.local.ports import free_port
 from services.settings import Settings
-from services.sources.feed import poll
-from services.sources.http import FetchState, SourceError, fetch, may_reach_private
-from services.urlsafety import why_blocked
+from services.news.feed import poll
+from services.net.fetch import FetchState, SourceError, fetch, may_reach_private
+from services.net.urlsafety import why_blocked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,7 +341,7 @@ def bombs(scripted):
 MEASURE = """
 import json, resource, sys, tracemalloc
 from services.settings import Settings
-from services.sources.http import SourceError, fetch
+from services.net.fetch import SourceError, fetch
 
 def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import trustme
 
-from services import httpclient
+from services.net import httpclient
 from services.local.ports import free_port
-from services.urlsafety import UnsafeURL, why_blocked
+from services.net.urlsafety import UnsafeURL, why_blocked
 
 TIMEOUT = 0.5
 # Generous for a loaded 2-core machine, far below what any trickle below takes

@@ -1,7 +1,7 @@
 """The outbox's own decisions: the retry schedule, giving up, claims and
 leases, holding back a slow receiver. A real store (SQLite; PostgreSQL too
 when DATABASE_URL is set), a fixed clock, and a fake channel in place of
-services.channels.deliver -- what a real channel raises is tested with the
+services.delivery.channels.deliver -- what a real channel raises is tested with the
 channels (tests/test_channel_*.py)."""
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from services import channels, outbox
-from services.channels.errors import PermanentError, RetryableError
-from services.outbox import attempt, deliver_time_limits, jitter, lease, retry_delay
+from services.delivery import channels
+from services.delivery import outbox
+from services.delivery.channels.errors import PermanentError, RetryableError
+from services.delivery.outbox import attempt, deliver_time_limits, jitter, lease, retry_delay
 from services.settings import Settings
 from services.store.db import NewDelivery
 from services.store.models import AttemptOutcome, DeliveryStatus

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from services import pipeline_fx
-from services.article import Article
+from services.fx import pipeline as pipeline_fx
+from services.news.article import Article
 from services.config import Source
 from services.fx.rules import parse_rule
-from services.pipeline_fx import FxSubscription, poll_rates
+from services.fx.pipeline import FxSubscription, poll_rates
 from services.settings import Settings
 from services.store import Store
 from services.store import rates as rate_store
@@ -323,7 +323,7 @@ def test_ticker_reads_the_stored_rates_for_the_watched_pairs(desk_for, db_url, t
 def test_the_demo_rates_alert_on_every_run(desk_for, tmp_path):
     """`make run` publishes demo/rates/ day by day; each run (continuing the
     days of the last) must give the demo's fx subscriptions an alert."""
-    from services.demo import DemoRates
+    from services.local.demo import DemoRates
     from services.settings import ROOT
 
     desk = desk_for({"tenge-weakens": KZT_DOWN_1, "dollar-above-525-tenge": {"pair": "USD/KZT", "above": 525}})

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from services import render
-from services.article import Article
+from services.news.article import Article
 
 NOW = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
 

@@ -1,4 +1,4 @@
-"""services/render_fx.py with the real templates."""
+"""services/fx/render.py with the real templates."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from services import render_fx
+from services.fx import render as render_fx
 from services.fx.pairs import reciprocal
 from services.fx.rules import Alert
 

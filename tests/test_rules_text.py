@@ -92,7 +92,7 @@ def test_document_language(title, summary, lang, expected):
 
 
 def test_document_from_article_like_inputs():
-    from services.article import Article
+    from services.news.article import Article
 
     article = Article(source="Kursiv", id="1", title="T", summary="S", link="")
     for value in (article, {"title": "T", "summary": "S", "source": "Kursiv"}):

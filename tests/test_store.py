@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from services.article import Article
+from services.news.article import Article
 from services.store import Store
 from services.store.db import NewDelivery, add_deliveries, mark_source_ok
 from services.store.models import AttemptOutcome, DeliveryStatus, SeenArticle, StoredArticle

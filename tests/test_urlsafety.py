@@ -9,7 +9,7 @@ import ipaddress
 
 import pytest
 
-from services.urlsafety import (HostLookupFailed, UnsafeURL, check_url, vetted_addresses,
+from services.net.urlsafety import (HostLookupFailed, UnsafeURL, check_url, vetted_addresses,
                                 why_blocked)
 
 

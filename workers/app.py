@@ -5,8 +5,8 @@ from celery import Celery
 from kombu import Queue
 
 from services import config as config_mod
-from services.outbox import deliver_time_limits
-from services.queue import DELIVER_QUEUE, DELIVER_TASK, POLL_QUEUE, POLL_TASK
+from services.delivery.outbox import deliver_time_limits
+from services.delivery.queue import DELIVER_QUEUE, DELIVER_TASK, POLL_QUEUE, POLL_TASK
 from services.settings import Settings
 
 SWEEP_TASK = "tulpar.sweep"
@@ -55,7 +55,7 @@ VISIBILITY_TIMEOUT = 3600
 def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     """Soft and hard time limits per task, derived from the settings.
 
-    deliver: from services.outbox, so that the limits sit above the send's
+    deliver: from services.delivery.outbox, so that the limits sit above the send's
     own deadline (http_timeout) and below the claim's lease -- a delivery is
     never claimed by a second worker while the first may still be sending.
     A task that hits its soft limit raises inside the send and records

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from services import config as config_mod
-from services.classify import Classifier
+from services.news.classify import Classifier
 from services.config import Config
-from services.pipeline_fx import FxSubscription, fx_subscriptions
-from services.queue import Queue
+from services.fx.pipeline import FxSubscription, fx_subscriptions
+from services.delivery.queue import Queue
 from services.settings import Settings
 from services.store import Store
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from services import outbox, pipeline, pipeline_fx
-from services.outbox import utcnow
-from services.queue import DELIVER_TASK, POLL_TASK
+from services.delivery import outbox
+from services.news import pipeline
+from services.fx import pipeline as pipeline_fx
+from services.delivery.outbox import utcnow
+from services.delivery.queue import DELIVER_TASK, POLL_TASK
 from workers.app import SWEEP_TASK, app
 from workers.runtime import runtime
 

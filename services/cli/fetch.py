@@ -14,10 +14,10 @@ import json
 import logging
 import sys
 
-from services.article import Article
+from services.news.article import Article
 from services.settings import Settings
-from services.sources.feed import parse
-from services.sources.http import SourceError, fetch
+from services.news.feed import parse
+from services.net.fetch import SourceError, fetch
 
 KEYS = ("source", "id", "title", "summary", "link", "published")
 

@@ -11,10 +11,10 @@ skipped. Exit codes: 0 ok, 1 the file could not be fetched or read, 2 the
 file is malformed (the message names the source and what is wrong).
 
 URL is http(s)://..., file://... or a local path, fetched by the pollers' own
-fetcher (services.sources.http: the same user agent, deadline and size limit)
+fetcher (services.net.fetch: the same user agent, deadline and size limit)
 as the operator's curl: loopback, private addresses and local files are read,
 a public server's redirect to a private address is not. The I/O lives here;
-the adapters in services.sources.rates are pure.
+the adapters in services.fx.sources are pure.
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ from typing import Sequence, TextIO
 
 from services.fx.quote import Quote
 from services.settings import Settings
-from services.sources.http import SourceError
-from services.sources.http import fetch as fetch_url
-from services.sources.rates import FILE_ADAPTERS, RateFormatError
-from services.sources.rates.common import format_rate
+from services.net.fetch import SourceError
+from services.net.fetch import fetch as fetch_url
+from services.fx.sources import FILE_ADAPTERS, RateFormatError
+from services.fx.sources.common import format_rate
 
 
 def write_csv(quotes: Sequence[Quote], out: TextIO) -> None:

@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 def handle(args) -> int:
     from services import config as config_mod
-    from services.classify import Classifier
+    from services.news.classify import Classifier
     from services.settings import Settings
     from services.store import Store
 
@@ -35,7 +35,7 @@ def handle(args) -> int:
     classifier = Classifier(cfg.subscriptions)
     queue = None
     if settings.redis_url:
-        from services.queue import Queue
+        from services.delivery.queue import Queue
 
         queue = Queue(settings.redis_url)
     while True:
@@ -49,7 +49,7 @@ def poll_all(cfg, classifier, store, settings, queue) -> int:
     """Poll every source once; returns how many failed. Each source is on its
     own: one that fails -- even with an error nobody expected -- is reported
     and the sources after it are still polled."""
-    from services import pipeline_fx
+    from services.fx import pipeline as pipeline_fx
 
     fx_subs = pipeline_fx.fx_subscriptions(cfg.subscriptions)
     failed = 0
@@ -67,8 +67,9 @@ def poll_all(cfg, classifier, store, settings, queue) -> int:
 
 def poll_one(source, classifier, fx_subs, store, settings, queue) -> bool:
     """One source: poll, enqueue, print the summary. True when it failed."""
-    from services import pipeline, pipeline_fx
-    from services.outbox import utcnow
+    from services.news import pipeline
+    from services.fx import pipeline as pipeline_fx
+    from services.delivery.outbox import utcnow
 
     if source.kind in pipeline_fx.RATE_KINDS:  # rate files: the currency pipeline
         report = pipeline_fx.poll_rates(source, fx_subs, store, settings, utcnow())
@@ -91,7 +92,7 @@ def report_crash(source, store, exc: Exception) -> None:
     """A bug or an unforeseen failure in one source: one redacted line on
     stderr (a URL in the message may carry a token), and the source marked
     failing so `tulpar status` shows it too."""
-    from services.outbox import utcnow
+    from services.delivery.outbox import utcnow
     from services.redact import redact_text
 
     message = redact_text(f"unexpected error: {type(exc).__name__}: {exc}")

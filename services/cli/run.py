@@ -75,7 +75,7 @@ def register(sub) -> None:
 
 def handle(args) -> int:
     from services import config as config_mod
-    from services.demo import DemoPublisher, DemoRates
+    from services.local.demo import DemoPublisher, DemoRates
     from services.local.http_servers import FileServer, WebhookSink
     from services.local.mail_sink import MailSink
     from services.local.ports import free_port
@@ -157,7 +157,7 @@ def handle(args) -> int:
 
 def _kick_polls(redis_url: str, cfg) -> None:
     """Poll at once instead of waiting a whole interval for beat's first tick."""
-    from services.queue import Queue
+    from services.delivery.queue import Queue
 
     queue = Queue(redis_url)
     queue.poll([source.name for source in cfg.sources])

@@ -29,7 +29,7 @@ def handle(args) -> int:
         "last_error": redact_error(s.last_error, s.url, redact) if s.consecutive_errors else None,
     } for s in store.source_states()]
     counts = {str(status): n for status, n in store.delivery_counts().items()}
-    # Errors are redacted when raised (services/channels/errors.py); redacting
+    # Errors are redacted when raised (services/delivery/channels/errors.py); redacting
     # again costs nothing and covers rows written before that, or by hand.
     failures = [{"id": d.id, "subscription": d.subscription, "channel": redact(d.channel),
                  "attempts": d.attempts, "error": redact_text(d.last_error or "") or None}

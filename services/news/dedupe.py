@@ -1,7 +1,7 @@
 """Stage: keep only items this source has not produced before."""
 from __future__ import annotations
 
-from services.article import Article
+from services.news.article import Article
 
 
 def unseen(articles: list[Article], seen_before) -> list[Article]:

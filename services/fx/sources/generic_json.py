@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Build,
     Item,
     RateConfigError,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Build,
     Item,
     child_text,

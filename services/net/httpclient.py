@@ -9,7 +9,7 @@ Three promises, kept here so every caller gets all of them:
    the time left before one deadline, so the whole exchange (redirects
    included) ends within `timeout` seconds of the client's creation.
 2. Pinned, vetted addresses. `stream` resolves the host once, checks every
-   address (services.urlsafety) and connects to those exact addresses, the
+   address (services.net.urlsafety) and connects to those exact addresses, the
    name kept in the Host header and the TLS SNI: a DNS server that answers
    differently the second time (DNS rebinding) never gets a second time.
 3. Bounded decoding. `read_body` undoes gzip and deflate a piece at a time
@@ -29,7 +29,8 @@ from typing import Iterable, Iterator
 import httpcore
 import httpx
 
-from services import tls, urlsafety
+from services.net import tls
+from services.net import urlsafety
 
 # What read_body can undo within a bound. Brotli would need a library this
 # project does not install, so it is never asked for.

@@ -15,7 +15,7 @@ rate applies, which may be tomorrow.
 from __future__ import annotations
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Item,
     child_text,
     children,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services import rules
-from services.article import Article
+from services.news.article import Article
 from services.config import Subscription
 
 COUNTRIES = ("KZ", "KG", "UZ", "TJ", "TM")

@@ -17,7 +17,7 @@ we could read: yyyy-mm-dd, dd.mm.yyyy, dd/mm/yyyy and yyyy.mm.dd are accepted.
 from __future__ import annotations
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Item,
     child_text,
     children,

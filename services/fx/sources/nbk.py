@@ -19,7 +19,7 @@ A file with no <item> at all (nothing published) yields no quotes.
 from __future__ import annotations
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Item,
     child_text,
     children,

@@ -7,8 +7,8 @@ Explicit registry: one line per adapter, no scanning.
 """
 from __future__ import annotations
 
-from services.sources.rates import cbr, cbu, constant, ecb, generic_json, nbk, nbk_rss, nbkr, nbt
-from services.sources.rates.common import RateConfigError, RateFormatError
+from services.fx.sources import cbr, cbu, constant, ecb, generic_json, nbk, nbk_rss, nbkr, nbt
+from services.fx.sources.common import RateConfigError, RateFormatError
 
 # Publisher files: `tulpar fx fetch --source NAME` and the poller use these.
 FILE_ADAPTERS = {

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 from urllib.parse import unquote
 
-from services.channels.errors import DeliveryError, PermanentError, RetryableError
+from services.delivery.channels.errors import DeliveryError, PermanentError, RetryableError
 from services.settings import Settings
 
 KIND = "email"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from services.classify import Match
+from services.news.classify import Match
 
 
 @dataclass(frozen=True)

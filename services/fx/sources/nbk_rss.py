@@ -19,7 +19,7 @@ skipped. An item with no pubDate cannot be dated and is skipped too.
 from __future__ import annotations
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Item,
     RateFormatError,
     child_text,

@@ -24,16 +24,18 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from services import channels, chart, render_fx
+from services.delivery import channels
+from services.fx import chart
+from services.fx import render as render_fx
 from services.config import Source, Subscription
 from services.fx import rules as fx_rules
 from services.fx.history import by_pair, series
 from services.fx.quote import Quote
-from services.pipeline import PollReport
+from services.news.pipeline import PollReport
 from services.settings import Settings
-from services.sources.http import FetchState, SourceError, fetch
-from services.sources.rates import ADAPTERS, FILE_ADAPTERS, RateConfigError, RateFormatError
-from services.sources.rates import constant, generic_json
+from services.net.fetch import FetchState, SourceError, fetch
+from services.fx.sources import ADAPTERS, FILE_ADAPTERS, RateConfigError, RateFormatError
+from services.fx.sources import constant, generic_json
 from services.store import Store
 from services.store import rates as rate_store
 from services.store.db import NewDelivery

@@ -9,7 +9,7 @@ the decoded bytes, so receivers using a standardwebhooks library take it as is)
 or any other string, used as raw UTF-8 key bytes.
 
 Each send has one deadline, settings.http_timeout, for connect, TLS, request
-and answer together (services.httpclient), and goes only to the addresses it
+and answer together (services.net.httpclient), and goes only to the addresses it
 checked. 2xx is sent; 429 and 5xx are retried later (Retry-After honoured on
 429 and 503); any other status, redirects included, is given up at once.
 """
@@ -25,8 +25,9 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from services import httpclient, urlsafety
-from services.channels.errors import PermanentError, RetryableError
+from services.net import httpclient
+from services.net import urlsafety
+from services.delivery.channels.errors import PermanentError, RetryableError
 from services.settings import Settings
 
 KIND = "webhook"

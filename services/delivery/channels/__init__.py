@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from services.channels import email, webhook
-from services.channels.errors import DeliveryError, PermanentError, RetryableError
+from services.delivery.channels import email, webhook
+from services.delivery.channels.errors import DeliveryError, PermanentError, RetryableError
 from services.redact import redact
 from services.settings import Settings
 

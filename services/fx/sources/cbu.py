@@ -15,7 +15,7 @@ import json
 from decimal import Decimal
 
 from services.fx.quote import Quote
-from services.sources.rates.common import (
+from services.fx.sources.common import (
     Item,
     RateFormatError,
     parse_code,

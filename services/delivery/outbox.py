@@ -14,8 +14,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from services import channels
-from services.channels.errors import PermanentError, RetryableError
+from services.delivery import channels
+from services.delivery.channels.errors import PermanentError, RetryableError
 from services.redact import redact
 from services.settings import Settings
 from services.store import Store

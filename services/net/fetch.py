@@ -5,7 +5,7 @@ Every failure is a `SourceError` whose text is `URL: what went wrong`, with
 
 Where a fetch may go: every hop (the URL and each redirect, at most 5) is
 resolved and its addresses checked before connecting, and the connection goes
-to the checked address (services.httpclient). Loopback and private addresses
+to the checked address (services.net.httpclient). Loopback and private addresses
 only with `allow_private_targets`; `file://` URLs and plain paths only with
 `allow_file_sources` (tests and local demos). The operator's own diagnostic
 commands pass `operator=True`: see `fetch`.
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from services import httpclient, urlsafety
+from services.net import httpclient
+from services.net import urlsafety
 from services.settings import Settings
 
 MAX_REDIRECTS = 5

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 import feedparser
 from feedparser.exceptions import ThingsNobodyCaresAboutButMe
 
-from services.article import Article
+from services.news.article import Article
 from services.settings import Settings
-from services.sources.http import FetchState, SourceError, fetch
-from services.sources.text import clean_text, html_to_text
+from services.net.fetch import FetchState, SourceError, fetch
+from services.news.text import clean_text, html_to_text
 
 log = logging.getLogger(__name__)
 

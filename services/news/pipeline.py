@@ -4,7 +4,7 @@
 
 The store commit writes the deliveries and marks the items seen in one
 transaction; the caller enqueues the returned delivery ids afterwards (a
-crash in between is healed by the sweeper, see services/outbox.py).
+crash in between is healed by the sweeper, see services/delivery/outbox.py).
 """
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from services import channels, dedupe, render, route
-from services.article import Article
-from services.classify import Classifier
+from services import render
+from services.delivery import channels
+from services.news import dedupe
+from services.news import route
+from services.news.article import Article
+from services.news.classify import Classifier
 from services.config import Source
 from services.settings import Settings
-from services.sources import feed
-from services.sources.http import FetchState, SourceError
+from services.news import feed
+from services.net.fetch import FetchState, SourceError
 from services.store import Store
 from services.store.db import NewDelivery
 

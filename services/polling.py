@@ -4,7 +4,7 @@ The dict is the registry (no scanning); a new kind is one more line.
 """
 from __future__ import annotations
 
-from services.sources import feed
+from services.news import feed
 
 KINDS = {
     "feed": feed,
