@@ -19,12 +19,11 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from services import yamlfile
 from services.delivery import channels
 from services.durations import parse_duration
+from services.errors import TulparError
 from services.settings import Settings
 
-SOURCE_KINDS_FEED = {"feed"}
 
-
-class ConfigError(ValueError):
+class ConfigError(TulparError, ValueError):
     def __init__(self, file: str, line: int | None, where: str, message: str):
         self.file, self.line, self.where, self.message = file, line, where, message
         loc = f"{file}:{line}" if line else file
@@ -287,7 +286,7 @@ def _words_to_query(doc: _Doc, path: tuple, raw: Any) -> str:
 
 
 def _check_query(doc: _Doc, path: tuple, query: str) -> None:
-    from services import rules  # the query language (issue 4
+    from services import rules  # the query language (docs/rules.md)
 
     try:
         rules.parse(query)

@@ -21,9 +21,10 @@ from jinja2.exceptions import TemplateError
 from markupsafe import Markup, escape
 
 from services.news.article import Article
+from services.errors import TulparError
 from services.settings import Settings
 
-class RenderError(Exception):
+class RenderError(TulparError):
     """A template failed to render (bad template, missing variable, refused access)."""
 
 
@@ -108,7 +109,7 @@ def _when(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _safe_href(link: str) -> str | None:
+def safe_href(link: str) -> str | None:
     # Feed links are untrusted: only http(s) may become a clickable href
     # (no javascript: or data: links in an HTML mail).
     return link if urlsplit(link).scheme.lower() in ("http", "https") else None
@@ -126,7 +127,7 @@ def _alert_context(article: Article, subscription: str, evidence: list[dict],
         "published_iso": article.published.isoformat() if article.published else None,
         "sent_at": _when(now),
         "sent_at_iso": now.isoformat(),
-        "link_href": _safe_href(article.link),
+        "link_href": safe_href(article.link),
         "title_html": highlight(article.title, _spans(evidence, "title")),
         "summary_html": highlight(article.summary, _spans(evidence, "summary")),
     }

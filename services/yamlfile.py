@@ -33,6 +33,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 
+from services.errors import TulparError
+
 # libyaml's C parser when PyYAML was built with it (several times faster on a
 # big rules file), else the pure-Python one. Both give the same events, with
 # line numbers, and the composing below is ours either way, so the limits and
@@ -61,7 +63,7 @@ LIMITS = Limits()
 _CLAMP = 1 << 62
 
 
-class YamlError(ValueError):
+class YamlError(TulparError, ValueError):
     def __init__(self, file: str, line: int | None, message: str):
         self.file, self.line, self.message = file, line, message
         super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.fx.rules import ChangeRule, LevelRule, RuleError, describe, parse_duration, parse_rule
+from services.fx.rules import ChangeRule, FxRuleError, LevelRule, describe, parse_duration, parse_rule
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -69,6 +69,11 @@ def test_name_may_be_optional_for_config():
     ({"name": "a", "pair": "KZT/USD", "above": 1, "direction": "up"}, "direction", "unknown key"),
     ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "window": "daily"}, "window", "'previous' or a duration"),
     ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "window": "0h"}, "window", "not 'previous' or a duration"),
+    ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "window": "1.5d"}, "window", "not 'previous' or a duration"),
+    ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "window": "30s"}, "window", "not 'previous' or a duration"),
+    # Past what a timedelta holds: refused like any other bad duration.
+    ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "window": "99999999999w"}, "window", "not 'previous' or a dur"),
+    ({"name": "a", "pair": "KZT/USD", "above": 1, "cooldown": 90}, "cooldown", "cooldown 90 is not a duration"),
     ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "direction": "sideways"}, "direction", "up, down, any"),
     ({"name": "a", "pair": "KZT/USD", "change_pct": 1, "cooldown": "soon"}, "cooldown", "cooldown 'soon'"),
     ({"name": "a", "pair": "KZT/USD", "change_pct": 0}, "change_pct", "positive number"),
@@ -80,14 +85,14 @@ def test_name_may_be_optional_for_config():
     ({"name": "a", "pair": "KZT/USD", "below": float("inf")}, "below", "positive number"),
 ])
 def test_parse_errors(data, key, message):
-    with pytest.raises(RuleError, match=message) as raised:
+    with pytest.raises(FxRuleError, match=message) as raised:
         parse_rule(data)
     assert raised.value.key == key
 
 
 @pytest.mark.parametrize("data", [None, [], "KZT/USD above 520"])
 def test_a_rule_is_a_mapping(data):
-    with pytest.raises(RuleError, match="must be a mapping"):
+    with pytest.raises(FxRuleError, match="must be a mapping"):
         parse_rule(data)
 
 

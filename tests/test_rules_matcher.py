@@ -8,6 +8,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from services.rules import Document, Matcher, evaluate, load_presets, parse
+from services.rules.compiled import EvidenceCompiler
+from services.rules.predicate import PredicateCompiler
 
 PRESETS = load_presets(Path(__file__).parent / "data" / "presets")
 
@@ -187,6 +189,28 @@ def test_preset_is_compiled_once_and_shared():
     assert list(got) == [1]
     assert got[1].terms() == ["astana", "r1"]
     assert len(matcher._compiler._presets) == 1
+
+
+@pytest.mark.parametrize("compiler, matched, unmatched", [
+    (PredicateCompiler, True, False),
+    (EvidenceCompiler, [("astana", "title", 0, 6)], None),
+])
+def test_both_compilers_memoise_a_preset_under_one_key_scheme(compiler, matched, unmatched):
+    compiled = compiler()
+    ref = parse("country:KZ", PRESETS)
+    test = compiled.compile(ref)
+    assert compiled.compile(parse("country:KZ", PRESETS)) is test  # compiled once
+    for title, expected in [("Astana", matched), ("Bishkek", unmatched)]:
+        doc = Document(title, "")
+        assert test(doc) == expected
+        assert doc.memo == {(compiler.MEMO, id(ref.rule)): expected}
+
+
+@pytest.mark.parametrize("compiler", [PredicateCompiler, EvidenceCompiler])
+@pytest.mark.parametrize("node", ["tariff", None, ("a", "b")])
+def test_compilers_refuse_what_is_not_a_rule_node(compiler, node):
+    with pytest.raises(TypeError, match="not a rule node"):
+        compiler().compile(node)
 
 
 @pytest.mark.parametrize(

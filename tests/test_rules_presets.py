@@ -1,6 +1,7 @@
 """Preset loader: schema, effective rules, and errors that name the file."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,15 @@ def test_country_names_are_upper_cased_and_missing_folders_are_empty(tmp_path):
     assert [p.ref for p in presets] == ["country:KG"]
     assert presets.get("country", "KG").exclude is None
     assert len(load_presets(tmp_path / "nothing-here")) == 0
+
+
+@pytest.mark.parametrize("module, never", [
+    ("parser", "services.rules.presets"),  # presets are parsed with the parser, not the other way
+    ("predicate", "services.rules.compiled"),  # the two compilers share services.rules.closures
+    ("compiled", "services.rules.predicate"),
+])
+def test_imports_go_one_way(module, never):
+    source = (Path(__file__).resolve().parent.parent / "services" / "rules" / f"{module}.py").read_text()
+    imported = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import) for a in n.names}
+    assert never not in imported

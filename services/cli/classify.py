@@ -18,13 +18,9 @@ import sys
 from pathlib import Path
 
 from services import yamlfile
-from services.cli.rules import LazyPresets
-from services.rules import Document, Matcher, PresetError, RuleError, parse
+from services.errors import InputError
+from services.rules import Document, LazyPresets, Matcher, PresetError, RuleError, parse
 from services.rules.presets import DEFAULT_DIR
-
-
-class InputError(Exception):
-    """Bad input: the message is printed as is and the exit code is 2."""
 
 
 def register(sub) -> None:

@@ -20,16 +20,15 @@ from pathlib import Path
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from services import yamlfile
+from services.cli import fx_fetch
+from services.countries import COUNTRIES
+from services.errors import InputError
 from services.fx import rules as fx_rules
 from services.fx import ticker
 from services.fx.pairs import PairError, check_pair, inverse_pair, report
 from services.fx.quote import Quote
 
 HEADER = ["at", "pair", "rate"]
-
-
-class InputError(Exception):
-    """Bad input file; str() is the whole `FILE:LINE: why` message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ def read_rules(path: str) -> list[fx_rules.Rule]:
         keys = {k.value: _line(k) for k, _ in node.value}
         try:
             rule = fx_rules.parse_rule(raw)
-        except fx_rules.RuleError as e:
+        except fx_rules.FxRuleError as e:
             raise InputError(f"{path}:{keys.get(e.key, _line(node))}: {e}") from None
         if rule.name in names:
             raise InputError(f"{path}:{keys['name']}: rule {rule.name!r} is defined twice "
@@ -143,7 +142,7 @@ def alert_json(alert: fx_rules.Alert, at: str) -> str:
 
 
 # Always on the ticker, beside the pairs of the config's fx: subscriptions.
-WATCHED = ("KZT/USD", "KGS/USD", "UZS/USD", "TJS/USD", "TMT/USD")
+WATCHED = tuple(f"{c.currency}/USD" for c in COUNTRIES)
 TICKER_LOOKBACK_DAYS = 40  # a day change over a long holiday still finds its old rate
 
 
@@ -218,26 +217,13 @@ def register(sub) -> None:
     tk = fx_sub.add_parser("ticker", help="latest rate and day change per pair")
     tk.add_argument("--csv", help="read rates from this at,pair,rate CSV (default: the stored rates)")
     tk.add_argument("--pairs", help="comma-separated pairs, e.g. KZT/USD,USD/RUB (default: all in the CSV; "
-                                    "without --csv the fx: subscriptions' pairs and KZT, KGS, UZS, TJS, TMT per USD)")
+                                    "without --csv the fx: subscriptions' pairs and "
+                                    f"{', '.join(c.currency for c in COUNTRIES)} per USD)")
     tk.add_argument("--config", help="config YAML whose fx: pairs to show (default: $TULPAR_CONFIG)")
     tk.add_argument("--now", help="ISO time to show the ticker at (default: now)")
     tk.set_defaults(handler=show_ticker)
 
-    try:
-        from services.cli import fx_fetch
-    except ModuleNotFoundError as e:
-        if e.name != "services.cli.fx_fetch":
-            raise  # fx_fetch exists but one of its own imports is missing: show that
-        fe = fx_sub.add_parser("fetch", help="(not available: services/cli/fx_fetch.py is missing)")
-        fe.set_defaults(handler=lambda args: _unavailable())
-    else:
-        fx_fetch.register(fx_sub)
-
-
-def _unavailable() -> int:
-    print("tulpar fx fetch: not available in this build (services/cli/fx_fetch.py is missing)",
-          file=sys.stderr)
-    return 1
+    fx_fetch.register(fx_sub)
 
 
 def _row(path: str, line: int, cells: list[str]) -> Row:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from services.rules import PresetError, RuleError, load_presets, parse
+from services.rules import LazyPresets, PresetError, RuleError, load_presets, parse
 from services.rules.presets import DEFAULT_DIR
 
 
@@ -31,20 +31,6 @@ def _load(args):
     except PresetError as err:
         print(f"tulpar rules: bad preset: {err}", file=sys.stderr)
         return None
-
-
-class LazyPresets:
-    """Loads the presets directory only when a query names a preset, so a
-    plain query never depends on the preset files."""
-
-    def __init__(self, directory):
-        self.directory = directory
-        self._presets = None
-
-    def resolve(self, kind: str, name: str):
-        if self._presets is None:
-            self._presets = load_presets(self.directory)
-        return self._presets.resolve(kind, name)
 
 
 def _check(args) -> int:

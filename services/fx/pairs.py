@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
 
+from services.errors import TulparError
 from services.fx.quote import Quote
 
 FX_CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN)
@@ -22,7 +23,7 @@ PIVOTS = ("USD",)  # tried first; then every other common currency, alphabetical
 _CODE = re.compile(r"[A-Z]{3}")
 
 
-class PairError(ValueError):
+class PairError(TulparError, ValueError):
     """A pair that is not `AAA/BBB` with two different upper-case ISO-style codes."""
 
 

@@ -15,13 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from services import render
+from services.countries import name_of
 from services.fx.pairs import display, report
 from services.fx.rules import Alert
 from services.fx.ticker import format_pct
 
 CHART_CID = "fx-chart@tulpar"
-COUNTRY_NAMES = {"KZ": "Kazakhstan", "KG": "Kyrgyzstan", "UZ": "Uzbekistan",
-                 "TJ": "Tajikistan", "TM": "Turkmenistan"}
 
 
 def exact(rate: Decimal) -> str:
@@ -51,11 +50,11 @@ def news_links(news: Sequence[dict]) -> list[dict]:
         out.append({
             "title": str(item.get("title") or link or "(untitled)"),
             "link": link,
-            "href": render._safe_href(link) if link else None,
+            "href": render.safe_href(link) if link else None,
             "published": when(published) if isinstance(published, datetime) else None,
             "published_iso": published.isoformat() if isinstance(published, datetime) else None,
             "country": item.get("country"),
-            "country_name": COUNTRY_NAMES.get(item.get("country") or "", item.get("country")),
+            "country_name": name_of(item.get("country")),
         })
     return out
 
@@ -83,7 +82,7 @@ def context(alert: Alert, subscription: str, news: Sequence[dict], now: datetime
         "from_published": when(alert.from_at),
         "from_published_iso": alert.from_at.isoformat(),
         "news": links,
-        "countries": [COUNTRY_NAMES.get(c, c) for c in dict.fromkeys(n["country"] for n in links if n["country"])],
+        "countries": [name_of(c) for c in dict.fromkeys(n["country"] for n in links if n["country"])],
         "chart_cid": CHART_CID if has_chart else None,
         "sent_at": now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "sent_at_iso": now.isoformat(),

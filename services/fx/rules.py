@@ -25,19 +25,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from services import durations
+from services.errors import TulparError
 from services.fx.history import by_pair, latest_at_or_before, series
 from services.fx.pairs import PairError, change_pct, check_pair
 from services.fx.quote import Quote
 
-_DURATION = re.compile(r"([1-9][0-9]*)([mhdw])")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# A rule's window and cooldown use the shared duration grammar
+# (services/durations.py), narrowed to the subset docs/fx.md promises: a
+# positive whole number and one unit of minutes, hours, days or weeks, as
+# written (`30m`, `1d`; not `90`, `30s`, `1.5d`, `1 d`, `1D` or `01d`). The
+# window is also echoed in alerts (`over 1d`), so it stays in this one form.
+_RULE_DURATION = re.compile(r"[1-9][0-9]*[mhdw]")
 DIRECTIONS = ("up", "down", "any")
 CHANGE_KEYS = ("name", "pair", "change_pct", "window", "direction", "cooldown")
 LEVEL_KEYS = ("name", "pair", "above", "below", "cooldown")
 
 
-class RuleError(ValueError):
-    """A rule that cannot be used; `key` names the offending key when there is one."""
+class FxRuleError(TulparError, ValueError):
+    """An FX rule that cannot be used; `key` names the offending key when there is one."""
 
     def __init__(self, message: str, key: str | None = None):
         super().__init__(message)
@@ -96,44 +102,43 @@ class Alert:
 
 def parse_duration(text: object) -> timedelta:
     """`30m`, `4h`, `1d`, `7d`, `2w`: a positive whole number and one unit."""
-    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if not match:
+    if not (isinstance(text, str) and _RULE_DURATION.fullmatch(text)):
         raise ValueError(f"{text!r} is not a duration like 30m, 4h, 1d or 2w")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    return durations.parse_timedelta(text)
 
 
 def parse_rule(data: object, *, name_required: bool = True) -> Rule:
-    """Build a rule from a plain dict (YAML, JSON); RuleError says what is wrong."""
+    """Build a rule from a plain dict (YAML, JSON); FxRuleError says what is wrong."""
     if not isinstance(data, Mapping):
-        raise RuleError(f"a rule must be a mapping of keys to values, not {type(data).__name__}")
+        raise FxRuleError(f"a rule must be a mapping of keys to values, not {type(data).__name__}")
     name = data.get("name")
     if name is None and name_required:
-        raise RuleError("rule has no name", "name")
+        raise FxRuleError("rule has no name", "name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise RuleError(f"rule name must be non-empty text, not {name!r}", "name")
+        raise FxRuleError(f"rule name must be non-empty text, not {name!r}", "name")
     label = f"rule {name!r}" if name else "rule"
     is_level = "above" in data or "below" in data
     if is_level and "change_pct" in data:
-        raise RuleError(f"{label}: has change_pct and a level (above/below); "
-                        "a rule is one or the other", "change_pct")
+        raise FxRuleError(f"{label}: has change_pct and a level (above/below); "
+                          "a rule is one or the other", "change_pct")
     if not is_level and "change_pct" not in data:
-        raise RuleError(f"{label}: needs change_pct (a change rule) or above/below (a level rule)")
+        raise FxRuleError(f"{label}: needs change_pct (a change rule) or above/below (a level rule)")
     allowed = LEVEL_KEYS if is_level else CHANGE_KEYS
     for key in data:
         if key not in allowed:
             kind = "level" if is_level else "change"
-            raise RuleError(f"{label}: unknown key {key!r} for a {kind} rule "
-                            f"(allowed: {', '.join(allowed)})", str(key))
+            raise FxRuleError(f"{label}: unknown key {key!r} for a {kind} rule "
+                              f"(allowed: {', '.join(allowed)})", str(key))
     if "pair" not in data:
-        raise RuleError(f"{label}: has no pair")
+        raise FxRuleError(f"{label}: has no pair")
     try:
         pair = check_pair(data["pair"])
     except PairError as e:
-        raise RuleError(f"{label}: {e}", "pair") from None
+        raise FxRuleError(f"{label}: {e}", "pair") from None
     cooldown = _duration(data, "cooldown", label) if "cooldown" in data else None
     if is_level:
         if "above" in data and "below" in data:
-            raise RuleError(f"{label}: has both above and below; write two rules", "below")
+            raise FxRuleError(f"{label}: has both above and below; write two rules", "below")
         return LevelRule(name or "", pair, above=_positive(data, "above", label),
                          below=_positive(data, "below", label), cooldown=cooldown)
     window = data.get("window", "previous")
@@ -141,7 +146,7 @@ def parse_rule(data: object, *, name_required: bool = True) -> Rule:
         _duration(data, "window", label, also="'previous' or ")
     direction = data.get("direction", "any")
     if direction not in DIRECTIONS:
-        raise RuleError(f"{label}: direction {direction!r} is not one of up, down, any", "direction")
+        raise FxRuleError(f"{label}: direction {direction!r} is not one of up, down, any", "direction")
     return ChangeRule(name or "", pair, _positive(data, "change_pct", label), window,
                       direction, cooldown)
 
@@ -216,8 +221,8 @@ def _duration(data: Mapping, key: str, label: str, also: str = "") -> timedelta:
     try:
         return parse_duration(data[key])
     except ValueError:
-        raise RuleError(f"{label}: {key} {data[key]!r} is not {also}a duration like "
-                        "30m, 4h, 1d or 2w", key) from None
+        raise FxRuleError(f"{label}: {key} {data[key]!r} is not {also}a duration like "
+                          "30m, 4h, 1d or 2w", key) from None
 
 
 def _positive(data: Mapping, key: str, label: str) -> Decimal | None:
@@ -231,9 +236,9 @@ def _positive(data: Mapping, key: str, label: str) -> Decimal | None:
             # repr(1.1) == "1.1": keep what the user wrote, not 1.100000000000000088...
             number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if number is None or not number.is_finite() or number <= 0:
-        raise RuleError(f"{label}: {key} must be a positive number, not {value!r}", key)
+        raise FxRuleError(f"{label}: {key} must be a positive number, not {value!r}", key)
     return number
 
 
-__all__ = ["Alert", "ChangeRule", "LevelRule", "Rule", "RuleError", "RuleState", "describe",
+__all__ = ["Alert", "ChangeRule", "FxRuleError", "LevelRule", "Rule", "RuleState", "describe",
            "evaluate", "parse_duration", "parse_rule", "run"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from services.errors import TulparError
 from services.net import httpclient
 from services.net import urlsafety
 from services.settings import Settings
@@ -37,7 +38,7 @@ _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 FILES_REFUSED = "file:// sources are refused; set TULPAR_ALLOW_FILE_SOURCES=1 (tests and local demos only)"
 
 
-class SourceError(Exception):
+class SourceError(TulparError):
     """A source could not be fetched or read; `str()` is `URL: what went wrong`."""
 
     def __init__(self, url: str, message: str, transient: bool = False):

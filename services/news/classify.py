@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services import rules
+from services.countries import CODES
 from services.news.article import Article
 from services.config import Subscription
-
-COUNTRIES = ("KZ", "KG", "UZ", "TJ", "TM")
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Classifier:
         self.matcher = rules.Matcher()
         for name, sub in self.by_name.items():
             self.matcher.add(name, rules.parse(sub.query))
-        for code in COUNTRIES:
+        for code in CODES:
             # Tuple keys cannot collide with subscription names (strings).
             self.matcher.add(("country", code), f"country:{code}")
 
@@ -45,7 +44,7 @@ class Classifier:
             for name, sub in self.by_name.items():
                 if name in found:
                     matches.append(Match(article, sub, evidence_json(found[name])))
-            tags = tuple(code for code in COUNTRIES if ("country", code) in found)
+            tags = tuple(code for code in CODES if ("country", code) in found)
             if tags:
                 countries[article.id] = tags
         return Classified(matches, countries)

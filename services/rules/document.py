@@ -35,9 +35,10 @@ class Document:
         self._prefix_sets: dict[int, set[str]] = {}
         self._tables: dict[str, set] = {}
         self._sorted: list[str] | None = None
-        # Results shared across rules while matching (a preset used by many
-        # rules is evaluated once per document).
-        self.memo: dict = {}
+        # Results shared across rules while matching, so that a preset used
+        # by many rules is worked out once per document: keys are (a
+        # compiler's MEMO tag, id of the preset tree), see rules/closures.py.
+        self.memo: dict[tuple[str, int], Any] = {}
 
     @classmethod
     def from_article(cls, article: Any) -> "Document":

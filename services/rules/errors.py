@@ -1,8 +1,11 @@
-"""The one error type for invalid rules, with a 1-based column."""
+"""The errors of the query language: a rule that does not parse (with a
+1-based column) and a preset file that cannot be used."""
 from __future__ import annotations
 
+from services.errors import TulparError
 
-class RuleError(ValueError):
+
+class RuleError(TulparError, ValueError):
     """An invalid rule. `str()` reads like `unbalanced parenthesis at column 14`;
     `display(query)` draws the query with a caret under that column."""
 
@@ -20,5 +23,5 @@ class RuleError(ValueError):
         return f"{query}\n{pad}^"
 
 
-class PresetError(ValueError):
+class PresetError(TulparError, ValueError):
     """A preset file that cannot be used (bad YAML, schema or query)."""

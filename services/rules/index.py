@@ -30,11 +30,12 @@ from typing import Any, Hashable, Iterator
 import numpy as np
 
 from services.rules.clauses import Clause, Feature, check_node, clauses, cover, cover_score
-from services.rules.compiled import Compiler, HitsFn
+from services.rules.compiled import EvidenceCompiler, HitsFn
 from services.rules.document import Document
 from services.rules.evaluate import Evidence
 from services.rules.nodes import Node
 from services.rules.parser import parse
+from services.rules.presets import BUNDLED
 from services.rules.postings import EMPTY, ID, Column, Postings
 from services.rules.predicate import PredicateCompiler, Test
 
@@ -74,7 +75,9 @@ class Matcher:
     `evaluate` on each."""
 
     def __init__(self, presets=None):
-        self._presets = presets
+        # What `topic:`/`country:` in rules added as text name (default: the
+        # bundled presets).
+        self._presets = BUNDLED if presets is None else presets
         self._entries: dict[Hashable, _Entry] = {}
         self._rules: list[_Entry | None] = []  # by rule id; ids grow, so id order = order added
         self._next_clause = 0
@@ -98,7 +101,7 @@ class Matcher:
         self._checks: dict[int, tuple[Test, int]] = {}  # id -> (test, users)
         self._next_check = 0
         self._predicates = PredicateCompiler()
-        self._compiler = Compiler()
+        self._compiler = EvidenceCompiler()
         self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
 
     def __len__(self) -> int:
@@ -236,6 +239,8 @@ class Matcher:
         """{key: Evidence} of the rules matching `article` (an Article, a
         dict or a Document), in the order the rules were added."""
         doc = Document.from_article(article)
+        # A Document matched before may hold results for preset trees that
+        # are gone by now, and a new tree can reuse a gone one's id.
         doc.memo.clear()
         candidates = self._candidates(doc)
         checked = self._has_checks.data[candidates]
@@ -244,7 +249,8 @@ class Matcher:
             return Matches(self, doc, _sorted_unique(rule_of[candidates]))
         found = rule_of[candidates[~checked]]
         passes = self._passes
-        passed = [rule_of[c] for c in set(candidates[checked].tolist()) if passes(c, doc)]
+        results: dict[int, bool] = {}  # check id -> result: each check runs once per article
+        passed = [rule_of[c] for c in set(candidates[checked].tolist()) if passes(c, doc, results)]
         if passed:
             found = np.concatenate((found, np.array(passed, dtype=ID)))
         return Matches(self, doc, _sorted_unique(found))
@@ -321,9 +327,9 @@ class Matcher:
             self._meta_allowed[(doc.source, doc.lang)] = mask
         return mask
 
-    def _passes(self, c: int, doc: Document) -> bool:
+    def _passes(self, c: int, doc: Document, memo: dict[int, bool]) -> bool:
         holds, fails = self._clause_checks[c]
-        memo, checks = doc.memo, self._checks
+        checks = self._checks
         for i in holds:
             got = memo.get(i)
             if got is None:

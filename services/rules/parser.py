@@ -11,31 +11,36 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Protocol
 
+from services.countries import CODES
 from services.rules.errors import RuleError
 from services.rules.lexer import ITEM_START, Token, tokenize
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 from services.rules.text import split_forms, split_words
 
-COUNTRIES = ("KZ", "KG", "UZ", "TJ", "TM")
 # Deeper nesting than any real rule; refusing it keeps the recursive parser
 # and evaluators far from Python's recursion limit.
 MAX_DEPTH = 50
 
 
 class PresetSource(Protocol):
+    """Where `topic:NAME` and `country:CODE` are looked up: the preset's
+    parsed rule, or None when there is no such preset."""
+
     def resolve(self, kind: str, name: str) -> Node | None: ...
 
 
-def parse(query: str, presets: PresetSource | None = None) -> Node:
+def parse(query: str, presets: PresetSource) -> Node:
     """Parse `query`; raise `RuleError` with a 1-based column if invalid.
 
-    `topic:` and `country:` are looked up in `presets` (default: the bundled
-    presets, loaded only when a query uses them)."""
+    `topic:` and `country:` are looked up in `presets`. The parser knows no
+    preset files (services/rules/presets.py reads them and parses them with
+    this): `services.rules.parse` is this with the bundled presets as the
+    default."""
     return _Parser(query, presets).parse()
 
 
 class _Parser:
-    def __init__(self, query: str, presets: PresetSource | None):
+    def __init__(self, query: str, presets: PresetSource):
         self.query = query
         self.tokens = tokenize(query)
         self.pos = 0
@@ -179,18 +184,13 @@ class _Parser:
             return Meta("lang", primary_language(value))
         if field == "country":
             code = value.upper()
-            if code not in COUNTRIES:
-                raise RuleError(f"unknown country '{value}' (one of {', '.join(COUNTRIES)})", tok.column)
+            if code not in CODES:
+                raise RuleError(f"unknown country '{value}' (one of {', '.join(CODES)})", tok.column)
             return self.preset("country", code, tok)
         return self.preset("topic", value.lower(), tok)
 
     def preset(self, kind: str, name: str, tok: Token) -> Node:
-        presets = self.presets
-        if presets is None:
-            from services.rules.presets import default_presets
-
-            presets = self.presets = default_presets()
-        rule = presets.resolve(kind, name)
+        rule = self.presets.resolve(kind, name)
         if rule is None:
             raise RuleError(f"unknown {kind} '{name}'", tok.column)
         return PresetRef(kind, name, rule)

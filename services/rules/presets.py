@@ -12,6 +12,9 @@ The effective rule is `(query) AND NOT (exclude)`. Presets may refer to other
 presets (`country:KZ` inside a topic); a cycle is an error. Every file is
 parsed when loaded, so a broken preset fails loudly at start-up, naming its
 file, rather than at the first article.
+
+The parser only looks presets up (`PresetSource`); this module reads them and
+parses them with it, so the imports go one way: presets -> parser.
 """
 from __future__ import annotations
 
@@ -20,11 +23,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-
 from services import yamlfile
+from services.countries import CODES
 from services.rules.errors import PresetError, RuleError
 from services.rules.nodes import And, Node, Not
-from services.rules.parser import COUNTRIES, parse
+from services.rules.parser import parse
 
 DEFAULT_DIR = Path(__file__).parent / "presets"
 FOLDERS = {"topics": "topic", "countries": "country"}
@@ -121,6 +124,24 @@ def default_presets() -> Presets:
     return load_presets(DEFAULT_DIR)
 
 
+class LazyPresets:
+    """Presets loaded only when a query first names one, so a plain query
+    never depends on the preset files. Without a directory: the bundled
+    presets, loaded once per process (`default_presets`)."""
+
+    def __init__(self, directory: str | Path | None = None):
+        self.directory = directory
+        self._presets: Presets | None = None
+
+    def resolve(self, kind: str, name: str) -> Node | None:
+        if self._presets is None:
+            self._presets = default_presets() if self.directory is None else load_presets(self.directory)
+        return self._presets.resolve(kind, name)
+
+
+BUNDLED = LazyPresets()  # what `topic:`/`country:` name unless told otherwise
+
+
 def _read(path: Path, kind: str) -> Preset:
     # `tulpar classify --presets DIR` reads presets a user wrote: the same
     # guarded loader as configs (size, alias and depth limits).
@@ -143,8 +164,8 @@ def _read(path: Path, kind: str) -> Preset:
             raise PresetError(f"{path}: '{key}' must be a string")
     name = data["name"].strip()
     if kind == "country":
-        if name.upper() not in COUNTRIES:
-            raise PresetError(f"{path}: country name must be one of {', '.join(COUNTRIES)}")
+        if name.upper() not in CODES:
+            raise PresetError(f"{path}: country name must be one of {', '.join(CODES)}")
         name = name.upper()
     elif not _TOPIC_NAME.match(name):
         raise PresetError(f"{path}: topic name must be lower-case letters, digits and '-'")

@@ -105,14 +105,6 @@ def token(word: str) -> tuple[str, str, str | None]:
 _NORM, _STEM, _PREFIX4 = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
-def iter_words(text: str):
-    """(original word, start, end) for every word of `text`."""
-    if "_" in text:
-        text = text.replace("_", " ")
-    for m in _pattern(text).finditer(text):
-        yield m.group(), m.start(), m.end()
-
-
 def split_forms(text: str) -> list[tuple[str, str]]:
     """(normalised, stem) of each word of `text` (rule terms and phrases)."""
     if "_" in text:

@@ -7,10 +7,11 @@ its token) and would otherwise ride along in every logged traceback.
 """
 from __future__ import annotations
 
+from services.errors import TulparError
 from services.redact import redact, redact_text
 
 
-class DeliveryError(Exception):
+class DeliveryError(TulparError):
     def __init__(self, what: str, *, target: str):
         self.target = redact(target)
         self.what = redact_text(what)

@@ -14,17 +14,18 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
+from services.errors import TulparError
 from services.fx.quote import Quote
 
 
-class RateFormatError(ValueError):
+class RateFormatError(TulparError, ValueError):
     """A publisher file that does not hold what its format promises.
 
     The message names the element or line and what is wrong with it.
     """
 
 
-class RateConfigError(ValueError):
+class RateConfigError(TulparError, ValueError):
     """A configured source (generic JSON, constant) whose settings are unusable."""
 
 
