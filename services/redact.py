@@ -4,12 +4,15 @@ In the spirit of Apprise's privacy mode: a webhook URL is often the credential
 itself (Slack, Discord and Teams put the token in the path), so we keep what an
 operator needs to tell targets apart (scheme, host, port, the shape of the path)
 and mask the rest: userinfo, secret-looking query values, token-looking path
-segments and fragments.
+segments and fragments. Free text also loses Standard Webhooks secrets
+(`whsec_...`) and any literal secret the caller names (services/logs.py names
+the SecretStr settings: the SMTP password, the webhook secret).
 """
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -25,6 +28,9 @@ _SECRET_KEY = re.compile(
 # words like `notifications-endpoint` visible.
 _TOKENISH = re.compile(r"[A-Za-z0-9_\-.~+=%]{16,}")
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s\"'<>]+")
+# Standard Webhooks' secret format: whsec_ then base64. The prefix stays, to
+# tell a reader which secret was there.
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 
 def _looks_like_token(value: str) -> bool:
@@ -77,21 +83,38 @@ def redact(target: str) -> str:
     ))
 
 
-def redact_text(text: str) -> str:
-    """Redact every URL found inside free text (log messages, server replies)."""
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Redact free text (log messages, server replies): each of `secrets`
+    wherever it appears, `whsec_` secrets, and every URL found in it."""
+    # Longest first: a secret that contains another is masked whole.
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _WHSEC.sub("whsec_" + MASK, text)
     return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message with its URLs redacted.
+    """Rewrites each record's message (and traceback) with redact_text.
 
     Attach it to *handlers*, not loggers: a logger's filters do not run for
-    records propagated up from its children, a handler's filters see them all.
+    records propagated up from its children, a handler's filters see them all
+    (services/logs.py does, for every handler of a tulpar process). `secrets`
+    are literal values to mask too (see redact_text).
     """
 
+    def __init__(self, secrets: Iterable[str] = ()):
+        super().__init__()
+        self.secrets = tuple(secrets)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_text(message)
+        try:
+            message = record.getMessage()
+        except Exception:
+            # Args that do not fit msg: logging would print both, raw, as a
+            # "Logging error", and a filter that raised would reach the caller.
+            message = None
+        redacted = redact_text(message if message is not None else
+                               f"{record.msg} (args that do not fit: {record.args!r})", self.secrets)
         if redacted != message:
             # Freeze the formatted text: leaving args would let a formatter
             # re-insert the raw URL from them.
@@ -99,7 +122,7 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             # Formatters reuse a ready exc_text, so the traceback (whose
             # exception messages may quote a URL) is redacted once, here.
-            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info))
+            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info), self.secrets)
         return True
 
 

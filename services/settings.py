@@ -6,7 +6,21 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+# A wheel carries the top-level templates/ folder inside the package
+# (pyproject.toml maps it to services/templates); a checkout, and an editable
+# install of one, has only the top-level folder. So the package's own copy
+# tells an installed copy from a checkout -- ROOT/templates cannot: ROOT is
+# then site-packages, where another distribution may have left a templates/.
+INSTALLED_TEMPLATES = PACKAGE_DIR / "templates"
+INSTALLED = INSTALLED_TEMPLATES.is_dir()
+
+
+def _home() -> Path:
+    """Where the relative defaults (var/, config/demo.yaml) live: the checkout,
+    or for an installed copy the working directory (never site-packages)."""
+    return Path.cwd() if INSTALLED else ROOT
 
 
 class Settings(BaseSettings):
@@ -16,9 +30,9 @@ class Settings(BaseSettings):
     database_url: str = Field("", validation_alias="DATABASE_URL")
     redis_url: str = Field("", validation_alias="REDIS_URL")
 
-    var_dir: Path = ROOT / "var"
-    templates_dir: Path = ROOT / "templates"
-    config: Path = ROOT / "config" / "demo.yaml"
+    var_dir: Path = Field(default_factory=lambda: _home() / "var")
+    templates_dir: Path = INSTALLED_TEMPLATES if INSTALLED else ROOT / "templates"
+    config: Path = Field(default_factory=lambda: _home() / "config" / "demo.yaml")
 
     # Polling
     http_timeout: float = 10.0
@@ -68,6 +82,15 @@ class Settings(BaseSettings):
     @property
     def max_attempts(self) -> int:
         return len(self.retry_delays) + 1
+
+    def secret_values(self) -> list[str]:
+        """The values of the SecretStr settings: logging masks them wherever
+        they appear. (A password inside a URL setting is not listed: redaction
+        hides a URL's userinfo anyway, and a short one such as compose's
+        `tulpar:tulpar` would blank that word in every line.)"""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [v.get_secret_value() for v in values
+                if isinstance(v, SecretStr) and v.get_secret_value()]
 
     @property
     def db_url(self) -> str:

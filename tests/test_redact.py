@@ -82,3 +82,34 @@ def test_log_filter_redacts_tracebacks():
         logger.exception("delivery failed")
     assert "RuntimeError: cannot reach https://hooks.slack.com/" in records[0]
     assert "XXXXXXXXXXXXXXXXXXXXXXXX" not in records[0]
+
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/0="
+
+
+@pytest.mark.parametrize("text, secrets, expected", [
+    (f"signing with {WHSEC} now", (), "signing with whsec_*** now"),
+    (f"secret={WHSEC}", (), "secret=whsec_***"),
+    # The channel's own error names the format without a secret: kept.
+    ("TULPAR_WEBHOOK_SECRET starts with whsec_ but the rest is not base64",
+     (), "TULPAR_WEBHOOK_SECRET starts with whsec_ but the rest is not base64"),
+    ("535 login tulpar/Pa55-word! refused", ("Pa55-word!",), "535 login tulpar/*** refused"),
+    # Longest first: a secret containing another goes whole.
+    ("abcdef then abc", ("abc", "abcdef"), "*** then ***"),
+    ("nothing secret", ("",), "nothing secret"),
+    # A configured value inside a URL that would otherwise pass as harmless.
+    ("GET https://example.com/hook/plainword", ("plainword",), "GET https://example.com/hook/***"),
+])
+def test_redact_text_masks_whsec_and_named_secrets(text, secrets, expected):
+    assert redact_text(text, secrets) == expected
+
+
+@pytest.mark.parametrize("msg, args", [
+    ("to %s and %s", (SLACK,)),  # too few args
+    ("to %d", ("https://u:pw@example.com/",)),  # wrong type
+])
+def test_log_filter_survives_args_that_do_not_fit(msg, args):
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, msg, args, None)
+    assert RedactingFilter(["pw"]).filter(record)
+    text = record.getMessage()
+    assert msg in text and "XXXXXXXXXXXXXXXXXXXXXXXX" not in text and ":pw@" not in text

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from services.cli import classify, fetch, fx, poll, rules, run, status
+from services.logs import setup_logging
 
 COMMANDS = [run, poll, status, fetch, rules, classify, fx]
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -35,10 +35,12 @@ def article_line(article: Article, source: str) -> str:
 
 
 def run(args) -> int:
-    # stderr is part of the contract (failed sources only): without a handler
-    # of its own, a logged warning or error would reach it through logging's
-    # last-resort handler.
-    logging.getLogger("services").addHandler(logging.NullHandler())
+    # stderr is part of the contract (failed sources only): the domain's own
+    # log lines (a feed that parsed with warnings ...) must not reach the
+    # process's stderr handler. Failures are printed below, one line each.
+    domain_log = logging.getLogger("services")
+    domain_log.addHandler(logging.NullHandler())
+    domain_log.propagate = False
     settings = Settings()
     failed = False
     for url in args.urls:

@@ -27,16 +27,3 @@ class Article:
         data = asdict(self)
         data["published"] = self.published.isoformat() if self.published else None
         return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Article":
-        published = data.get("published")
-        return cls(
-            source=data.get("source") or "",
-            id=str(data["id"]),
-            title=data.get("title") or "",
-            summary=data.get("summary") or "",
-            link=data.get("link") or "",
-            published=datetime.fromisoformat(published) if published else None,
-            lang=data.get("lang"),
-        )
