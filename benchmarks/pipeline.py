@@ -787,7 +787,7 @@ def run_direct(args, tmp: Path, res: Resources) -> int:
                 "Store.source_state": ("services/store/db.py", "source_state"),
                 "Store.unseen (dedupe)": ("services/store/db.py", "unseen"),
                 "Classifier.classify": ("services/news/classify.py", "classify"),
-                "pipeline.rendered (route + render)": ("services/news/pipeline.py", "rendered"),
+                "polling.rendered (route + render)": ("services/polling.py", "rendered"),
                 "Store.commit_poll": ("services/store/db.py", "commit_poll"),
                 "Settings() construction": ("pydantic_settings/main.py", "__init__"),
             }

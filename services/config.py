@@ -305,9 +305,8 @@ def _check_fx(doc: _Doc, path: tuple, name: str, raw: dict) -> None:
 
 def _source_kinds() -> set[str]:
     from services import polling
-    from services.fx import sources as rates
 
-    return set(polling.KINDS) | set(rates.ADAPTERS)
+    return set(polling.KINDS)
 
 
 def _only(doc: _Doc, path: tuple, raw: dict, allowed: set[str]) -> None:

@@ -15,6 +15,8 @@ code that catches `ValueError` still catches them. Each name is defined once:
     services.net.fetch.SourceError           a source that could not be fetched
     services.delivery.channels.errors.DeliveryError (RetryableError, PermanentError)
     services.render.RenderError              a template that cannot be rendered
+    services.polling.UnknownSourceKind       a source kind no pipeline polls
+    services.polling.LostRace                another poll committed the same items first
     InputError (below)                       bad input to a command
 """
 from __future__ import annotations

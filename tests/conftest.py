@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import redis
 
 from services.local.http_servers import FileServer, WebhookSink
 from services.local.mail_sink import MailSink
@@ -77,3 +78,20 @@ def store(db_url):
     s.create_schema()
     yield s
     s.dispose()
+
+
+@pytest.fixture
+def broker(redis_server):
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def worker_app(broker, monkeypatch):
+    """The workers' real Celery app with its tasks; its configuration is read
+    from the environment on first use (workers/app.py), so REDIS_URL first."""
+    monkeypatch.setenv("REDIS_URL", broker)
+    import workers.tasks  # noqa: F401  (registers the tasks)
+    from workers.app import app
+
+    return app

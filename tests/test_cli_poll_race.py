@@ -2,6 +2,7 @@
 source's unexpected error not stopping the others."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from services import config as config_mod
 from services.news import pipeline
-from services.news.classify import Classifier
 from services.cli.poll import poll_all
+from services.polling import Subscriptions
 from services.settings import Settings
 from services.store import Store
 
@@ -148,15 +149,15 @@ def test_an_unexpected_error_in_one_source_is_reported_and_the_rest_are_polled(
         (file_server.root / f"{name}.xml").write_text(RSS.format(items=ITEM.format(guid=f"{name}-1")))
     settings = Settings(allow_private_targets=True)
     cfg = config_mod.parse(CONFIG_THREE.format(base=file_server.url), "tulpar.yaml", settings)
-    real_poll = pipeline.poll_news
+    real_read = pipeline.PIPELINE.read
 
-    def poll_news(source, *args):
+    def read(source, *args):
         if source.name == "buggy":  # a bug we did not foresee, quoting a secret URL
             raise RuntimeError("cannot handle https://hooks.example.com/T0001/AbCdEfGhIjKlMnOpQrSt")
-        return real_poll(source, *args)
+        return real_read(source, *args)
 
-    monkeypatch.setattr(pipeline, "poll_news", poll_news)
-    failed = poll_all(cfg, Classifier(cfg.subscriptions), store, settings, queue=None)
+    monkeypatch.setattr(pipeline, "PIPELINE", dataclasses.replace(pipeline.PIPELINE, read=read))
+    failed = poll_all(cfg, Subscriptions.of(cfg.subscriptions), store, settings, queue=None)
     out, err = capsys.readouterr()
     assert failed == 1
     assert "first: 1 items, 1 new, 1 matches, 1 deliveries queued" in out

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from services import polling
 from services.fx import pipeline as pipeline_fx
 from services.news.article import Article
 from services.config import Source
@@ -117,7 +118,7 @@ def test_alerts_over_a_sequence_of_files(desk_for, case, rule, steps):
         before = len(desk.store.deliveries())
         report = desk.poll(n)
         assert report.error is None, report.error
-        assert report.alerts == expected, (n, usd)
+        assert report.matched == expected, (n, usd)
         assert len(report.delivery_ids) == expected * len(CHANNELS)
         assert len(desk.store.deliveries()) == before + expected * len(CHANNELS)
         assert report.new == (0 if n in stored_days else 3)  # USD, RUB, UZS
@@ -132,7 +133,7 @@ def test_derived_pair_alert_carries_the_inverted_rates(desk_for):
     desk.poll(0)
     desk.publish(1, "510")
     report = desk.poll(1)
-    assert report.alerts == 1
+    assert report.matched == 1
     hook = next(d for d in desk.store.deliveries() if d.channel.startswith("https"))
     body = hook.payload
     assert (body["pair"], body["from"], body["source"]) == ("KZT/USD", "0.002", "nbk-daily")
@@ -165,12 +166,12 @@ def test_a_new_subscription_never_alerts_on_old_history(desk_for):
     desk = desk_for({})
     for n, usd in ((0, "500"), (1, "510")):  # a 2% move nobody watched
         desk.publish(n, usd)
-        assert desk.poll(n).alerts == 0
+        assert desk.poll(n).matched == 0
     desk.subs = [FxSubscription("late", parse_rule({"name": "late", **USD_UP_1}), CHANNELS)]
     desk.publish(2, "510")
-    assert desk.poll(2).alerts == 0  # day 2 is judged against day 1; day 1 is history
+    assert desk.poll(2).matched == 0  # day 2 is judged against day 1; day 1 is history
     desk.publish(3, "520")
-    assert desk.poll(3).alerts == 1
+    assert desk.poll(3).matched == 1
 
 
 MALFORMED = [
@@ -216,7 +217,7 @@ def test_constant_source_stores_one_observation_per_day(desk_for):
     desk.source = Source("tmt-official", "constant", "", 3600.0, {"pair": "USD/TMT", "rate": 3.5})
     news = [desk.poll(n) for n in (0, 0, 1)]
     assert [r.new for r in news] == [1, 0, 1]
-    assert [r.alerts for r in news] == [0, 0, 0]
+    assert [r.matched for r in news] == [0, 0, 0]
     assert [q.rate for q in rate_store.history(desk.store, at(-1))] == [Decimal("3.5")] * 2
 
 
@@ -272,7 +273,7 @@ def test_rate_sources_in_the_config(case, source, error):
     text = f"\nsources:\n  - {source}\n"
     if error is None:
         [parsed] = config.parse(text, "c.yaml").sources
-        assert parsed.kind in pipeline_fx.RATE_KINDS
+        assert polling.pipeline_for(parsed.kind) is pipeline_fx.PIPELINE
         return
     with pytest.raises(config.ConfigError) as caught:
         config.parse(text, "c.yaml")
@@ -336,7 +337,7 @@ def test_the_demo_rates_alert_on_every_run(desk_for, tmp_path):
             published = date.fromisoformat(state.read_text())
             alerts.append(poll_rates(desk.source, desk.subs, desk.store, desk.settings,
                                      datetime(published.year, published.month, published.day, 6,
-                                              tzinfo=timezone.utc)).alerts)
+                                              tzinfo=timezone.utc)).matched)
         assert alerts == [0, 2], f"run {run}"  # day one sets the scene, day two moves >1%
     assert date.fromisoformat(state.read_text()) == today + timedelta(days=4)
 
@@ -350,7 +351,7 @@ def test_the_config_example_in_the_docs_loads():
     text = (ROOT / "docs" / "fx-alerts.md").read_text(encoding="utf-8")
     example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     cfg = config.parse(example, "docs/fx-alerts.md")
-    assert {s.kind for s in cfg.sources} <= pipeline_fx.RATE_KINDS
+    assert {polling.pipeline_for(s.kind) for s in cfg.sources} == {pipeline_fx.PIPELINE}
     assert len(pipeline_fx.fx_subscriptions(cfg.subscriptions)) == len(cfg.subscriptions)
 
 
@@ -378,6 +379,6 @@ def test_racing_polls_of_one_move_alert_once(desk_for):
     assert len(reports) == 4
     won = [r for r in reports if r.error is None and r.new]
     assert all(r.error is None or r.transient for r in reports), [r.error for r in reports]
-    assert len(won) == 1 and won[0].alerts == 2
+    assert len(won) == 1 and won[0].matched == 2
     assert len(desk.store.deliveries()) == 2 * len(CHANNELS)
     assert rate_store.observation_count(desk.store) == 6

@@ -1,55 +1,56 @@
-"""The Celery app: `celery -A workers.app worker` / `celery -A workers.app beat`."""
+"""The Celery app: `celery -A workers.app worker` / `celery -A workers.app beat`.
+
+Importing it reads nothing: Celery asks for its configuration (`celery_config`,
+from the environment's settings) when it first needs it, and the config file
+is never read here -- beat follows it (workers/beat.py), and a worker's tasks
+load it in each pool process (workers/runtime.py).
+"""
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import after_setup_logger, after_setup_task_logger
 
-from services import config as config_mod
 from services.delivery.outbox import deliver_time_limits
-from services.delivery.queue import DELIVER_QUEUE, DELIVER_TASK, POLL_QUEUE, POLL_TASK
+from services.delivery.queue import (DELIVER_TASK, POLL_QUEUE, POLL_TASK, QUEUES, ROUTES, SWEEP_TASK,
+                                     declaration)
+from services.logs import redact_handlers
 from services.settings import Settings
-
-SWEEP_TASK = "tulpar.sweep"
-
-
-def make_app(settings: Settings) -> Celery:
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set: workers need a Redis broker "
-                           "(`tulpar run` starts one for you)")
-    app = Celery("tulpar", broker=settings.redis_url, include=["workers.tasks"])
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        # A task is acknowledged only when it finished: a killed worker's task
-        # goes back to the queue instead of vanishing.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
-        # Every task has a finite time limit (see time_limits): a hung task
-        # would otherwise hold its pool slot, and its delivery's lease, forever.
-        task_annotations=time_limits(settings),
-        # Polls and deliveries on separate queues: a burst of deliveries must
-        # not hold back the next poll (measured: docs/performance.md). A worker
-        # consumes both unless started with -Q.
-        task_routes={DELIVER_TASK: {"queue": DELIVER_QUEUE},
-                     POLL_TASK: {"queue": POLL_QUEUE},
-                     SWEEP_TASK: {"queue": POLL_QUEUE}},
-        task_default_queue=POLL_QUEUE,
-        task_queues=(Queue(POLL_QUEUE), Queue(DELIVER_QUEUE)),
-        beat_schedule=beat_schedule(settings),
-        timezone="UTC",
-    )
-    return app
-
 
 # Redis hands an unacknowledged task (acks_late) to another worker after this
 # long: every hard time limit stays well below it, so a task still running is
 # never run twice at once.
 VISIBILITY_TIMEOUT = 3600
+
+
+def celery_config(settings: Settings) -> dict:
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set: workers need a Redis broker "
+                           "(`tulpar run` starts one for you)")
+    return {
+        "broker_url": settings.redis_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        # A task is acknowledged only when it finished: a killed worker's task
+        # goes back to the queue instead of vanishing.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        # Every task has a finite time limit (see time_limits): a hung task
+        # would otherwise hold its pool slot, and its delivery's lease, forever.
+        "task_annotations": time_limits(settings),
+        # The queues and routes of services/delivery/queue.py, which the
+        # clients publish to without Celery.
+        "task_routes": {task: {"queue": queue} for task, queue in ROUTES.items()},
+        "task_default_queue": POLL_QUEUE,
+        "task_queues": tuple(declaration(name) for name in QUEUES),
+        # Beat's entries come from the config file, and follow its edits.
+        "beat_scheduler": "workers.beat:ConfigScheduler",
+        "timezone": "UTC",
+    }
 
 
 def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
@@ -81,16 +82,9 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     }
 
 
-def beat_schedule(settings: Settings) -> dict:
-    schedule = {
-        "sweep-outbox": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
-    }
-    cfg = config_mod.load(settings.config)
-    for source in cfg.sources:
-        schedule[f"poll:{source.name}"] = {
-            "task": "tulpar.poll_source", "schedule": source.interval, "args": [source.name],
-        }
-    return schedule
-
-
-app = make_app(Settings())
+app = Celery("tulpar", include=["workers.tasks"])
+app.add_defaults(lambda: celery_config(Settings()))
+# Celery installs its own log handlers when a worker or beat starts: they
+# redact like every other handler (services/logs.py).
+after_setup_logger.connect(redact_handlers, weak=False)
+after_setup_task_logger.connect(redact_handlers, weak=False)

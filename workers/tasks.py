@@ -7,12 +7,11 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from services import polling
 from services.delivery import outbox
-from services.news import pipeline
-from services.fx import pipeline as pipeline_fx
 from services.delivery.outbox import utcnow
-from services.delivery.queue import DELIVER_TASK, POLL_TASK
-from workers.app import SWEEP_TASK, app
+from services.delivery.queue import DELIVER_TASK, POLL_TASK, SWEEP_TASK
+from workers.app import app
 from workers.runtime import runtime
 
 log = logging.getLogger("tulpar.tasks")
@@ -26,11 +25,10 @@ def poll_source(source_name: str) -> str:
     except KeyError:
         log.warning("poll %s: no such source in %s (config changed?)", source_name, rt.config.path)
         return "unknown source"
-    if source.kind in pipeline_fx.RATE_KINDS:
-        report = pipeline_fx.poll_rates(source, rt.fx_subscriptions, rt.store, rt.settings, utcnow())
-    else:
-        report = pipeline.poll_news(source, rt.classifier, rt.store, rt.settings, utcnow())
-    enqueue(rt, report.delivery_ids)
+    report = polling.poll_source(source, rt.subscriptions, rt.store, rt.queue, rt.settings, utcnow)
+    if report.queue_error:
+        log.warning("could not enqueue %d deliveries (%s); the sweeper will retry",
+                    len(report.delivery_ids), report.queue_error)
     log.info("poll %s", report.summary())
     return report.summary()
 
@@ -56,14 +54,3 @@ def sweep() -> int:
     if ids:
         log.info("sweep: enqueued %d due deliveries", len(ids))
     return len(ids)
-
-
-def enqueue(rt, ids: list[int]) -> None:
-    if not ids:
-        return
-    try:
-        rt.queue.deliver(ids)
-    except Exception as exc:  # broker down: the rows wait in the outbox for the sweeper
-        log.warning("could not enqueue %d deliveries (%s); the sweeper will retry", len(ids), exc)
-        return
-    rt.store.mark_enqueued(ids, utcnow())

@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 def handle(args) -> int:
     from services import config as config_mod
-    from services.news.classify import Classifier
+    from services.polling import Subscriptions
     from services.settings import Settings
     from services.store import Store
 
@@ -32,30 +32,27 @@ def handle(args) -> int:
     settings = config_mod.settings_for(cfg, settings)  # as the workers do
     store = Store(settings.db_url)
     store.create_schema()
-    classifier = Classifier(cfg.subscriptions)
+    subscriptions = Subscriptions.of(cfg.subscriptions)
     queue = None
     if settings.redis_url:
         from services.delivery.queue import Queue
 
         queue = Queue(settings.redis_url)
     while True:
-        failed = poll_all(cfg, classifier, store, settings, queue)
+        failed = poll_all(cfg, subscriptions, store, settings, queue)
         if args.once:
             return 1 if failed else 0
         time.sleep(min((s.interval for s in cfg.sources), default=settings.poll_interval))
 
 
-def poll_all(cfg, classifier, store, settings, queue) -> int:
+def poll_all(cfg, subscriptions, store, settings, queue) -> int:
     """Poll every source once; returns how many failed. Each source is on its
     own: one that fails -- even with an error nobody expected -- is reported
     and the sources after it are still polled."""
-    from services.fx import pipeline as pipeline_fx
-
-    fx_subs = pipeline_fx.fx_subscriptions(cfg.subscriptions)
     failed = 0
     for source in cfg.sources:
         try:
-            failed += poll_one(source, classifier, fx_subs, store, settings, queue)
+            failed += poll_one(source, subscriptions, store, settings, queue)
         except Exception as exc:
             failed += 1
             report_crash(source, store, exc)
@@ -65,25 +62,15 @@ def poll_all(cfg, classifier, store, settings, queue) -> int:
     return failed
 
 
-def poll_one(source, classifier, fx_subs, store, settings, queue) -> bool:
+def poll_one(source, subscriptions, store, settings, queue) -> bool:
     """One source: poll, enqueue, print the summary. True when it failed."""
-    from services.news import pipeline
-    from services.fx import pipeline as pipeline_fx
+    from services import polling
     from services.delivery.outbox import utcnow
 
-    if source.kind in pipeline_fx.RATE_KINDS:  # rate files: the currency pipeline
-        report = pipeline_fx.poll_rates(source, fx_subs, store, settings, utcnow())
-    else:
-        report = pipeline.poll_news(source, classifier, store, settings, utcnow())
-    if report.delivery_ids and queue is not None:
-        try:
-            queue.deliver(report.delivery_ids)
-            store.mark_enqueued(report.delivery_ids, utcnow())
-        except Exception as exc:  # the outbox keeps them; a worker's sweeper sends them
-            from services.redact import redact_text  # a broker URL may carry a password
-
-            print(f"tulpar: could not reach the queue ({redact_text(str(exc))}); deliveries stay in the outbox",
-                  file=sys.stderr)
+    report = polling.poll_source(source, subscriptions, store, queue, settings, utcnow)
+    if report.queue_error:  # the outbox keeps them; a worker's sweeper sends them
+        print(f"tulpar: could not reach the queue ({report.queue_error}); deliveries stay in the outbox",
+              file=sys.stderr)
     print(report.summary(), file=sys.stderr if report.error else sys.stdout)
     return bool(report.error)
 

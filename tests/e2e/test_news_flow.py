@@ -120,3 +120,18 @@ def test_redis_restart_between_poll_and_delivery_loses_nothing(service, redis_se
     wait_until(lambda: webhook_sink.delivered() and mail_sink.messages(), timeout=60,
                what="alerts after a Redis restart", log=service.log)
     wait_until(lambda: all(d.status == "sent" for d in service.store.deliveries()), what="all sent")
+
+
+def test_a_source_added_to_the_config_is_polled_without_a_restart(service, file_server, webhook_sink,
+                                                                  mail_sink):
+    write_feed(file_server.root / "late.xml", [CPC])
+    service.start_worker()
+    # Beat is up and scheduling (the 0.5 s sweep) before the config changes.
+    wait_until(lambda: "Sending due task sweep-outbox" in service.log(), what="beat running", log=service.log)
+    service.config.write_text(service.config.read_text().replace(
+        "sources:\n", f"sources:\n  - name: late\n    url: {file_server.url}/late.xml\n    interval: 1s\n", 1))
+    wait_until(webhook_sink.delivered, what="an alert from the added source", log=service.log)
+    [hook] = webhook_sink.delivered()
+    assert "cpc-1" in hook["body"]
+    assert service.store.source_state("late").last_ok_at
+    assert service.store.source_state("wire") is None  # its 1 h interval has not come yet
