@@ -17,7 +17,7 @@ Steps 1, 2 and 4 are numpy array operations over clause ids, so the cost per
 article grows with the features it has, not with the number of rules, and
 Python only loops over the clauses that need a check. Evidence is worked out
 when first read (`services.rules.compiled`). Results equal `evaluate()`
-exactly; tests/test_rules_matcher.py checks that with random rules and
+exactly; tests/unit/rules/test_matcher.py checks that with random rules and
 articles.
 """
 from __future__ import annotations
