@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 from datetime import datetime, timedelta, timezone
 
+from pathlib import Path
+
 import pytest
 from celery.worker.request import Request
 
@@ -28,11 +30,8 @@ T_POLL = datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
 T_QUEUED = T_POLL + timedelta(seconds=2)
 REQUEUE_AFTER = timedelta(minutes=5)
 
-RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://t/</link>
-<description>d</description>
-<item><title>CPC halts loadings</title><guid>g1</guid><link>http://t/1</link><description>Storm damage.</description></item>
-<item><title>Weather in Osh</title><guid>g2</guid><link>http://t/2</link><description>Sunny.</description></item>
-</channel></rss>"""
+# One story a CPC rule wants, one it does not.
+RSS = (Path(__file__).resolve().parents[1] / "data" / "feeds" / "cpc_and_weather.xml").read_text()
 
 CONFIG = """
 allow_private_targets: true

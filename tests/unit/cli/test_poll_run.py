@@ -9,11 +9,8 @@ from services.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
 
-FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://t/</link>
-<description>d</description>
-<item><title>CPC halts loadings</title><guid>g1</guid><link>http://t/1</link><description>Storm damage.</description></item>
-<item><title>Weather in Osh</title><guid>g2</guid><link>http://t/2</link><description>Sunny.</description></item>
-</channel></rss>"""
+# One story a CPC rule wants, one it does not.
+FEED = (Path(__file__).resolve().parents[2] / "data" / "feeds" / "cpc_and_weather.xml").read_text()
 
 CONFIG = """
 allow_private_targets: true
