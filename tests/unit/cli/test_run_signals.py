@@ -240,8 +240,11 @@ def test_killed_redis_server_is_restarted_on_the_same_port(service):
     [redis] = service.redis_servers()
     os.kill(redis.pid, signal.SIGKILL)
     wait_for(lambda: "tulpar: redis-server exited with -9; restarting" in service.stderr(), 10, "restart line")
-    [again] = wait_for(lambda: [p for p in service.redis_servers() if p.pid != redis.pid],
-                       10, "new redis-server")
+    # Until it has started, the new server's command line is still its argv
+    # (`redis-server --bind ...`); it then retitles itself `redis-server HOST:PORT`.
+    [again] = wait_for(lambda: [p for p in service.redis_servers()
+                                if p.pid != redis.pid and not p.cmdline.split()[1].startswith("-")],
+                       10, "new redis-server, started")
     assert again.cmdline.split()[1] == redis.cmdline.split()[1]  # "127.0.0.1:<port>": the URL still works
     # Worker and beat reconnect by themselves: an item is still delivered.
     service.publish("Signaltest after redis")
