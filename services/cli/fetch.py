@@ -38,12 +38,22 @@ def run(args) -> int:
     # stderr is part of the contract (failed sources only): the domain's own
     # log lines (a feed that parsed with warnings ...) must not reach the
     # process's stderr handler. Failures are printed below, one line each.
-    domain_log = logging.getLogger("services")
-    domain_log.addHandler(logging.NullHandler())
-    domain_log.propagate = False
+    # Restored afterwards: main() also runs in-process (tests, embedding).
+    # (The NullHandler keeps logging's last-resort stderr handler out too.)
+    domain_log, quiet = logging.getLogger("services"), logging.NullHandler()
+    propagate, domain_log.propagate = domain_log.propagate, False
+    domain_log.addHandler(quiet)
+    try:
+        return _fetch_all(args.urls)
+    finally:
+        domain_log.removeHandler(quiet)
+        domain_log.propagate = propagate
+
+
+def _fetch_all(urls: list[str]) -> int:
     settings = Settings()
     failed = False
-    for url in args.urls:
+    for url in urls:
         try:
             result = fetch(url, None, settings, operator=True)
             articles = parse(result.body or b"", url, result.content_type, base_url=result.url or url)
