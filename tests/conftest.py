@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import redis
@@ -9,7 +10,7 @@ import redis
 from services.local.http_servers import FileServer, WebhookSink
 from services.local.mail_sink import MailSink
 from services.local.redis_process import RedisProcess
-from services.store import Store
+from services.store import Store, schema
 
 
 @pytest.fixture(scope="session")
@@ -71,13 +72,53 @@ def db_url(request, tmp_path):
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory):
+    """One SQLite file `tulpar db upgrade` made, for the session: copying it
+    gives a test a migrated database in a millisecond, where running the
+    migrations (Alembic's imports and scripts) costs tens."""
+    path = tmp_path_factory.mktemp("migrated") / "template.db"
+    schema.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def migrate(url: str, template) -> None:
+    """Bring the database at `url` to the head revision, as `tulpar db
+    upgrade` would: a copy of the session's template for a new SQLite file,
+    the migrations themselves elsewhere (PostgreSQL)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not os.path.exists(url[len(prefix):]):
+        os.makedirs(os.path.dirname(url[len(prefix):]), exist_ok=True)
+        shutil.copyfile(template, url[len(prefix):])
+    else:
+        schema.upgrade(url)
+
+
 @pytest.fixture
-def store(db_url):
-    """A Store with its schema, on each database `db_url` names."""
+def migrated(migrated_sqlite_template):
+    """migrate(url): a database at `url` as `tulpar db upgrade` leaves it."""
+    return lambda url: migrate(url, migrated_sqlite_template)
+
+
+@pytest.fixture
+def store(db_url, migrated):
+    """A Store on a migrated database (the schema production runs on, with
+    its alembic_version stamp), on each database `db_url` names."""
+    migrated(db_url)
     s = Store(db_url)
-    s.create_schema()
     yield s
     s.dispose()
+
+
+@pytest.fixture
+def var_db(tmp_path, monkeypatch, migrated):
+    """The environment of a process with no DATABASE_URL: TULPAR_VAR_DIR in
+    tmp_path, whose default SQLite file is migrated. Returns its URL."""
+    monkeypatch.setenv("TULPAR_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = f"sqlite:///{tmp_path / 'var' / 'tulpar.db'}"
+    migrated(url)
+    return url
 
 
 @pytest.fixture

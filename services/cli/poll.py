@@ -19,7 +19,7 @@ def handle(args) -> int:
     from services import config as config_mod
     from services.polling import Subscriptions
     from services.settings import Settings
-    from services.store import Store
+    from services.store import schema
 
     settings = Settings()
     if args.config:
@@ -30,8 +30,11 @@ def handle(args) -> int:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
     settings = config_mod.settings_for(cfg, settings)  # as the workers do
-    store = Store(settings.db_url)
-    store.create_schema()
+    try:
+        store = schema.open_migrated(settings.db_url)
+    except schema.SchemaError as exc:  # not migrated, or no database at all
+        print(f"tulpar: {exc}", file=sys.stderr)
+        return 2
     subscriptions = Subscriptions.of(cfg.subscriptions)
     queue = None
     if settings.redis_url:

@@ -80,7 +80,7 @@ def handle(args) -> int:
     from services.local.mail_sink import MailSink
     from services.local.ports import free_port
     from services.local.redis_process import ChildProcess, RedisProcess
-    from services.store import Store
+    from services.store import schema
 
     settings = Settings()
     if args.config:
@@ -97,6 +97,15 @@ def handle(args) -> int:
     except config_mod.ConfigError as exc:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
+    # The worker and beat refuse an unmigrated database: `tulpar run` migrates
+    # its own (a deployment runs `tulpar db upgrade` before its workers), and
+    # like a bad config an unusable database stops us before anything starts.
+    try:
+        migrated = schema.upgrade(settings.db_url)
+    except schema.SchemaError as exc:
+        print(f"tulpar: {exc}", file=sys.stderr)
+        return 2
+    print(f"tulpar: database {migrated.describe(schema.shown(settings.db_url))}")
 
     stop = _StopRequests().install()
     stack: list = []
@@ -122,7 +131,6 @@ def handle(args) -> int:
             stack.append(mail)
             env["TULPAR_SMTP_HOST"], env["TULPAR_SMTP_PORT"] = mail.host, str(mail.port)
         env["TULPAR_CONFIG"] = str(settings.config)
-        Store(settings.db_url).create_schema()
 
         celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
         logs = var / "log"

@@ -4,6 +4,7 @@ or a container health check can watch it."""
 from __future__ import annotations
 
 import json
+import sys
 
 GIVEN_UP_SHOWN = 5
 
@@ -17,11 +18,14 @@ def register(sub) -> None:
 def handle(args) -> int:
     from services.redact import redact, redact_text
     from services.settings import Settings
-    from services.store import Store
+    from services.store import schema
     from services.store.models import DeliveryStatus
 
-    store = Store(Settings().db_url)
-    store.create_schema()
+    try:
+        store = schema.open_migrated(Settings().db_url)
+    except schema.SchemaError as exc:  # not migrated, or no database at all
+        print(f"tulpar: {exc}", file=sys.stderr)
+        return 2
     sources = [{
         "name": s.name, "url": redact(s.url),
         "last_ok_at": s.last_ok_at.isoformat() if s.last_ok_at else None,

@@ -69,6 +69,9 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self, tries: int = 5) -> None:
+        """The models' tables, unversioned: for benchmarks and scripts only.
+        Deployments get theirs from `tulpar db upgrade` (schema.upgrade), and
+        every process that serves refuses a database without its stamp."""
         # Two processes starting on a fresh database (two `tulpar poll --once`,
         # a worker and a poller) both find a table missing and both create it;
         # the loser's CREATE fails. The tables exist then, and create_all skips

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.store import Store
+from services.store import Store, schema
 
 ROOT = Path(__file__).resolve().parents[2]
 RETRY_SCHEDULE = "0.05s,0.5s,1s,2s,2s,3s,3s,3s,3s,3s"
@@ -66,8 +66,8 @@ subscriptions:
         self.env.pop("DATABASE_URL", None)  # the e2e runs on its own SQLite file
         self.db_url = f"sqlite:///{tmp / 'var' / 'tulpar.db'}"
         (tmp / "var").mkdir(exist_ok=True)
+        schema.upgrade(self.db_url)  # as a deployment runs `tulpar db upgrade` before its workers
         self.store = Store(self.db_url)
-        self.store.create_schema()
         self.worker: subprocess.Popen | None = None
 
     def start_worker(self) -> None:

@@ -85,6 +85,10 @@ def test_archives_carry_templates_presets_and_every_module(built, kind, template
     assert templates - names == set()
     assert presets - names == set()
     assert modules - names == set()
+    # The migrations `tulpar db upgrade` runs (modules, checked above) and
+    # the template new ones are written from.
+    assert {"services/store/migrations/env.py", "services/store/migrations/versions/0001_baseline.py",
+            "services/store/migrations/script.py.mako"} - names == set()
     if kind == "wheel":
         # Nothing lands at the top of site-packages but our two packages.
         assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"services", "workers"}
@@ -166,3 +170,27 @@ def test_a_checkout_uses_its_own_top_level_folders(monkeypatch):
     assert not settings_mod.INSTALLED
     assert (settings.templates_dir, settings.var_dir, settings.config) == (
         ROOT / "templates", ROOT / "var", ROOT / "config" / "demo.yaml")
+
+
+MIGRATE = r"""
+import json, sys
+site, deps, url = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+sys.path[:0] = [site]
+sys.path += deps
+from services.store import schema
+done = schema.upgrade(url)
+print(json.dumps({"schema": schema.__file__, "migrations": str(schema.MIGRATIONS),
+                  "said": done.describe("db"), "current": schema.current_revision(url)}))
+"""
+
+
+def test_installed_wheel_migrates_a_database_outside_the_checkout(built, tmp_path):
+    deps = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "services").exists()]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TULPAR_", "PYTHON"))}
+    url = f"sqlite:///{tmp_path / 'tulpar.db'}"
+    done = run([sys.executable, "-I", "-S", "-c", MIGRATE, str(built["site"]), json.dumps(deps), url],
+               cwd=tmp_path, env=environ)
+    out = json.loads(done.stdout)
+    assert Path(out["schema"]).is_relative_to(built["site"])  # the wheel's code and migrations
+    assert Path(out["migrations"]).is_relative_to(built["site"])
+    assert (out["said"], out["current"]) == ("db: created at 0001", "0001")

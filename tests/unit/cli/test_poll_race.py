@@ -92,9 +92,12 @@ class Rendezvous:
 SUMMARY = re.compile(r"^(\w+): \d+ items, (\d+) new, \d+ matches, (\d+) deliveries queued$", re.M)
 
 
-def test_two_polls_at_once_both_exit_cleanly_and_write_each_delivery_once(tmp_path, file_server):
+def test_two_polls_at_once_both_exit_cleanly_and_write_each_delivery_once(tmp_path, file_server, migrated):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env["TULPAR_VAR_DIR"] = str(tmp_path / "var")  # no database yet: round 1 races to create it
+    env["TULPAR_VAR_DIR"] = str(tmp_path / "var")
+    # As deployed: `tulpar db upgrade` first (a poll refuses an unmigrated
+    # database; two upgrades at once are tests/unit/store/test_migrations.py's).
+    migrated(f"sqlite:///{tmp_path / 'var' / 'tulpar.db'}")
     with Rendezvous() as race:
         cfg = tmp_path / "tulpar.yaml"
         cfg.write_text(CONFIG.format(race=race.url, wire=file_server.url))

@@ -33,7 +33,8 @@ def run(args, tmp_path, **env):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_poll_once_keeps_polling_after_a_broken_source_and_fills_the_outbox(tmp_path, file_server):
+def test_poll_once_keeps_polling_after_a_broken_source_and_fills_the_outbox(tmp_path, file_server, migrated):
+    migrated(f"sqlite:///{tmp_path / 'var' / 'tulpar.db'}")  # `tulpar db upgrade`, as deployed
     (file_server.root / "wire.xml").write_text(FEED)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG.format(base=file_server.url))

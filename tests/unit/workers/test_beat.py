@@ -66,7 +66,7 @@ def test_the_schedule_a_config_asks_for(sources, expected):
 
 
 @pytest.fixture
-def config_file(tmp_path, monkeypatch):
+def config_file(tmp_path, monkeypatch, var_db):
     path = tmp_path / "tulpar.yaml"
     path.write_text(config_text(SOURCES["wire and nbk"]))
     monkeypatch.setenv("TULPAR_CONFIG", str(path))

@@ -21,12 +21,10 @@ subscriptions:
 
 
 @pytest.fixture
-def config_file(tmp_path, monkeypatch):
+def config_file(tmp_path, monkeypatch, var_db):
     path = tmp_path / "tulpar.yaml"
     path.write_text(GOOD.format(name="first"))
     monkeypatch.setenv("TULPAR_CONFIG", str(path))
-    monkeypatch.setenv("TULPAR_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setattr(rt_mod, "_current", None)
     return path
 
