@@ -1,0 +1,54 @@
+"""Loading labeled items for training and cross-validation, with a guard.
+
+The frozen measuring sets (`tests/data/labeled/blind/holdout-*.jsonl` and
+`tests/data/labeled/blind/check-*.jsonl`) must never be trained on, tuned on
+or looked at while building the model: `load_labeled` refuses any path that
+contains `blind/holdout` or `blind/check` unless `final_measure=True`, which
+only `benchmarks/relevance_eval.py --final-measure SPLIT` passes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+LABELED_DIR = ROOT / "tests" / "data" / "labeled"
+FORBIDDEN = ("blind/holdout", "blind/check")
+TOPICS = ("topic:tariffs", "topic:pipeline-disruption", "topic:fx", "topic:sanctions")
+
+
+class ForbiddenData(ValueError):
+    """A frozen measuring set was asked for without --final-measure."""
+
+
+def check_allowed(path: str | Path, final_measure: bool = False) -> Path:
+    path = Path(path)
+    for form in (str(path), str(path.resolve())):
+        form = form.replace("\\", "/").casefold()
+        if not final_measure and any(bad in form for bad in FORBIDDEN):
+            raise ForbiddenData(f"{path}: frozen measuring set; only --final-measure may read it")
+    return path
+
+
+def allowed_files(data: Path = LABELED_DIR) -> list[Path]:
+    """The sets the model may be trained and cross-validated on."""
+    own = [data / f"{name}.jsonl" for name in ("tune", "holdout", "challenge")]
+    blind = sorted((data / "blind").glob("tune-*.jsonl"))
+    return [check_allowed(p) for p in own + blind]
+
+
+def load_labeled(paths: Iterable[str | Path], final_measure: bool = False) -> list[dict]:
+    items = []
+    for path in paths:
+        path = check_allowed(path, final_measure)
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                missing = {"id", "title", "summary", "lang", "labels"} - set(item)
+                if missing:
+                    raise ValueError(f"{path}:{lineno}: missing {sorted(missing)}")
+                items.append(item)
+    return items

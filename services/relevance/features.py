@@ -1,0 +1,123 @@
+"""Deterministic features of an article for the relevance model.
+
+An article's title and summary are normalised (Unicode NFKC, casefolded,
+Cyrillic ё read as е, the Uzbek apostrophe forms ' ‘ ’ ` ʻ ʼ folded to one
+ASCII apostrophe that stays *inside* a word, so O‘zbekiston, O'zbekiston and
+Oʻzbekiston are the same word) and turned into binary features:
+
+- ``w:WORD``       word unigrams;
+- ``b:WORD WORD``  word bigrams (never across the title/summary boundary);
+- ``c:NGRAM``      character 3- to 5-grams inside a word padded as ``<word>``,
+  which carry the suffixes of agglutinative Uzbek and Kazakh
+  (``qozog'istonda`` shares ``ston`` / ``nda>`` with other forms).
+
+Each feature name is hashed into ``2**HASH_BITS`` slots with BLAKE2b (stable
+across processes and machines, unlike Python's salted ``hash()``). The
+feature vector is L2-normalised. A trained model keeps the names of the
+features it has seen, so a score can be explained in readable form.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any, Iterable
+
+HASH_BITS = 20
+DIM = 1 << HASH_BITS
+NGRAM_RANGE = (3, 5)
+
+# ' (U+0027), ‘ (U+2018), ’ (U+2019), ` (U+0060), ʻ (U+02BB), ʼ (U+02BC),
+# and the prime ′ (U+2032) and modifier ˈ-like forms seen in Uzbek Latin.
+APOSTROPHES = "'\u2018\u2019`\u02bb\u02bc\u2032"
+_APOS_TABLE = str.maketrans({ch: "'" for ch in APOSTROPHES})
+# A word: letters/digits, with single apostrophes allowed between them.
+_WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def normalise(text: str) -> str:
+    """NFKC, casefold, ё -> е, every apostrophe form -> '."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return text.translate(_APOS_TABLE).casefold().replace("ё", "е")
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of `text`, in order."""
+    return _WORD_RE.findall(normalise(text))
+
+
+def char_ngrams(word: str, lo: int = NGRAM_RANGE[0], hi: int = NGRAM_RANGE[1]) -> list[str]:
+    padded = f"<{word}>"
+    out = []
+    for n in range(lo, hi + 1):
+        out.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return out
+
+
+def _fields(article: Any) -> tuple[str, str]:
+    if isinstance(article, dict):
+        return article.get("title") or "", article.get("summary") or ""
+    if isinstance(article, (tuple, list)):
+        title, summary = article
+        return title or "", summary or ""
+    return getattr(article, "title", "") or "", getattr(article, "summary", "") or ""
+
+
+def feature_names(article: Any) -> list[str]:
+    """The distinct feature names of an article, sorted (deterministic)."""
+    names: set[str] = set()
+    for text in _fields(article):
+        ws = words(text)
+        for w in ws:
+            names.add("w:" + w)
+            names.update("c:" + g for g in char_ngrams(w))
+        names.update(f"b:{a} {b}" for a, b in zip(ws, ws[1:]))
+    return sorted(names)
+
+
+@lru_cache(maxsize=1 << 20)
+def feature_id(name: str) -> int:
+    """Stable hash of a feature name into [0, DIM)."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & (DIM - 1)
+
+
+def vectorise(article: Any) -> dict[int, float]:
+    """Hashed, L2-normalised binary features: {feature id: value}."""
+    return dict(_vectorise(*_fields(article)))
+
+
+@lru_cache(maxsize=8192)
+def _vectorise(title: str, summary: str) -> tuple[tuple[int, float], ...]:
+    counts: dict[int, float] = {}
+    for name in feature_names((title, summary)):
+        fid = feature_id(name)
+        counts[fid] = counts.get(fid, 0.0) + 1.0  # a collision adds up
+    norm = math.sqrt(sum(v * v for v in counts.values()))
+    if not norm:
+        return ()
+    return tuple((fid, v / norm) for fid, v in sorted(counts.items()))
+
+
+def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:
+    """Feature id -> the sorted names that hashed to it in `articles`."""
+    out: dict[int, set[str]] = {}
+    for article in articles:
+        for name in feature_names(article):
+            out.setdefault(feature_id(name), set()).add(name)
+    return {fid: sorted(names) for fid, names in sorted(out.items())}
+
+
+def readable(name: str) -> str:
+    """A feature name for people: `w:tariff` -> `tariff`, `c:ston` -> `*ston*`,
+    `c:<boj` -> `boj*`, `c:nda>` -> `*nda`."""
+    kind, _, body = name.partition(":")
+    if kind == "c":
+        start, end = body.startswith("<"), body.endswith(">")
+        core = body.strip("<>")
+        return ("" if start else "*") + core + ("" if end else "*")
+    if kind == "b":
+        return f'"{body}"'
+    return body

@@ -1,0 +1,72 @@
+"""The shipped model files and the evaluation script's folds."""
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.relevance import load_model
+from services.relevance.data import TOPICS
+from services.relevance.store import MODELS_DIR, model_path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_shipped_model_loads_and_scores(topic):
+    if not model_path(topic).exists():
+        pytest.skip("no shipped model file (benchmarks/relevance_eval.py --write)")
+    model = load_model(topic)
+    assert model.topic == topic
+    assert 0.0 <= model.thresholds.low <= model.thresholds.high <= 1.0
+    assert model_path(topic).stat().st_size < 1_000_000
+    for art in ({"title": "Tenge weakens", "summary": ""}, {"title": "", "summary": ""}):
+        assert 0.0 <= model.score(art) <= 1.0
+
+
+def test_model_path():
+    assert model_path("topic:fx") == MODELS_DIR / "fx.json"
+    with pytest.raises(ValueError):
+        model_path("country:KZ")
+    with pytest.raises(ValueError):
+        model_path("topic:../x")
+    assert load_model("topic:no-such-topic") is None
+
+
+def test_folds_are_stratified_and_deterministic():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import relevance_eval as R
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    items = [{"id": f"i{n}", "lang": lang, "labels": labels}
+             for n, (lang, labels) in enumerate([("en", ["topic:fx"])] * 10 + [("uz", [])] * 10
+                                                + [("kk", ["topic:fx", "country:KZ"])] * 5)]
+    a, b = R.folds(items), R.folds(list(reversed(items)))
+    assert a == b
+    for lang in ("en", "uz", "kk"):
+        sizes = Counter(a[it["id"]] for it in items if it["lang"] == lang)
+        assert max(sizes.values()) - min(sizes.values()) <= 1 and len(sizes) == 5
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import relevance_eval as R
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return R
+
+
+def test_threshold_choice_prefers_the_rule_alone_on_ties():
+    R = _bench()
+    items = [{"id": "a", "lang": "en", "labels": ["topic:fx"]}, {"id": "b", "lang": "en", "labels": []}]
+    rules = {t: {"a": t == "topic:fx", "b": False} for t in R.TOPICS}
+    scores = {t: {"a": 0.5, "b": 0.5} for t in R.TOPICS}
+    t = R.choose_thresholds(items, rules, scores)
+    assert (t.low, t.high) == (0.0, 1.0)
+    # a rule false positive with a very low score is worth a veto
+    rules["topic:fx"]["b"] = True
+    scores["topic:fx"]["b"] = 0.01
+    t = R.choose_thresholds(items, rules, scores)
+    assert t.low == 0.02 and t.high == 1.0
