@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/match.py            # 1k, 10k, 100k rules (a few minutes)
     .venv/bin/python benchmarks/match.py --quick    # 1k and 10k rules
+    .venv/bin/python benchmarks/match.py --million  # 1M rules (or --sizes 1000,1000000)
     .venv/bin/python benchmarks/match.py --reuters PATH/ReutersGrain-train.arff
 
 Articles: 1,000 of them. With Reuters text (Debian's weka package, see
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,17 +148,19 @@ class RuleMaker:
         common = {w for w, _ in counts.most_common(300)}
         words = [w for w in counts if len(w) >= 4 and w.isalpha() and w not in STOP and w not in common]
         self.words = words
-        self.weights = [1.0] * len(words)
+        # Cumulative weights, computed once: `choices` would otherwise sum
+        # the list on every draw (the same draws either way).
+        self.weights = list(accumulate([1.0] * len(words)))
         good = [p for p in pairs if len(p[0]) >= 3 and len(p[1]) >= 3
                 and p[0] not in common and p[1] not in common]
         self.pairs = good
-        self.pair_weights = [1.0] * len(good)
+        self.pair_weights = list(accumulate([1.0] * len(good)))
 
     def word(self) -> str:
-        return self.rng.choices(self.words, self.weights)[0]
+        return self.rng.choices(self.words, cum_weights=self.weights)[0]
 
     def phrase(self) -> str:
-        a, b = self.rng.choices(self.pairs, self.pair_weights)[0]
+        a, b = self.rng.choices(self.pairs, cum_weights=self.pair_weights)[0]
         return f'"{a} {b}"'
 
     def rule(self) -> str:
@@ -192,6 +196,13 @@ class RuleMaker:
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -232,6 +243,10 @@ def main() -> None:
     ap.add_argument("--fetch-reuters", action="store_true", help="apt-get download weka into var/weka")
     ap.add_argument("--articles", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")],
+                    help="comma-separated rule counts instead of the defaults, e.g. 1000000 (1M rules: about "
+                         "2 GB of memory and a few minutes; the simple loop is then timed on 5 articles)")
+    ap.add_argument("--million", action="store_true", help="the same as --sizes 1000000")
     args = ap.parse_args()
     if args.fetch_reuters:
         fetch_reuters()
@@ -239,6 +254,10 @@ def main() -> None:
     articles, origin = make_articles(args.articles, rng, args.reuters)
     maker = RuleMaker(vocabulary_texts(articles, args.reuters), rng)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    if args.million:
+        sizes = [1_000_000]
+    elif args.sizes:
+        sizes = args.sizes
     # Evaluations of the simple loop we are willing to time per size.
     simple_budget = 300_000 if args.quick else 1_000_000
     words = sum(len(Document.from_article(a).fields["summary"].norms) for a in articles) / len(articles)
@@ -252,7 +271,8 @@ def main() -> None:
     floor_rate = len(articles) / sum(floor)
     print(f"\ntokenising alone (the floor): {floor_rate:,.0f} articles/s, p99 {p99(floor) * 1e3:.3f} ms")
 
-    header = f"{'rules':>8} | {'match art/s':>11} {'p99 ms':>7} | {'+evidence art/s':>15} {'p99 ms':>7}" \
+    header = f"{'rules':>9} | {'match art/s':>11} {'p99 ms':>7} | {'+evidence art/s':>15} {'p99 ms':>7}" \
+             f" | {'+terms art/s':>12} {'p99 ms':>7}" \
              f" | {'build s':>7} {'mem MB':>6} {'cand/art':>8} {'match/art':>9}" \
              f" | {'simple art/s':>12} {'p99 ms':>8} {'sample':>6} | {'speed-up':>8} {'x floor':>7}"
     print("\n" + header + "\n" + "-" * len(header))
@@ -269,6 +289,8 @@ def main() -> None:
         build = time.perf_counter() - t0
         gc.collect()
         mem = rss_mb() - rss0
+        # The row comes after minutes of matching at 1M rules: say this now.
+        print(f"  ({size:,} rules: built in {build:.1f} s, RSS +{mem:,.0f} MB)", file=sys.stderr, flush=True)
         # What a long-running worker should do once its rules are loaded:
         # move them out of the collector's sight (see docs/performance-match.md).
         gc.freeze()
@@ -281,6 +303,8 @@ def main() -> None:
             return [e.hits for e in matcher.match(article).values()]
 
         full = best_of(3, lambda: time_each(with_evidence, articles))
+        # What `tulpar classify` reads now: every match's terms, in bulk.
+        terms = best_of(3, lambda: time_each(lambda a: matcher.match(a).terms(), articles))
 
         def tokenising_share() -> float:
             # Tokenising timed inside the match loop: the matcher's data
@@ -318,7 +342,8 @@ def main() -> None:
         full_rate = len(articles) / sum(full)
         candidates = sum(len(matcher.candidates(d)) for d in docs[:200]) / min(200, len(docs))
 
-        sample_n = max(5, min(len(articles), simple_budget // size))
+        # At 1M rules one article takes the simple loop ~20 s: two will do.
+        sample_n = max(5 if size < 1_000_000 else 2, min(len(articles), simple_budget // size))
         sample = articles[:: max(1, len(articles) // sample_n)][:sample_n]
 
         def simple(article):
@@ -328,7 +353,8 @@ def main() -> None:
         slow = time_each(simple, sample)  # one pass: it is slow enough
         slow_rate = len(sample) / sum(slow)
         note = "" if len(sample) == len(articles) else "*"
-        print(f"{size:>8,} | {rate:>11,.0f} {p99(indexed) * 1e3:>7.2f} | {full_rate:>15,.0f} {p99(full) * 1e3:>7.2f}"
+        print(f"{size:>9,} | {rate:>11,.0f} {p99(indexed) * 1e3:>7.2f} | {full_rate:>15,.0f} {p99(full) * 1e3:>7.2f}"
+              f" | {len(articles) / sum(terms):>12,.0f} {p99(terms) * 1e3:>7.2f}"
               f" | {build:>7.2f} {mem:>6.0f} {candidates:>8,.0f} {sum(matched) / len(matched):>9.1f}"
               f" | {slow_rate:>12,.1f} {p99(slow) * 1e3:>8.1f} {len(sample):>5}{note:1}"
               f" | {full_rate / slow_rate:>7,.0f}x {floor_rate / rate:>6.1f}x")
@@ -336,12 +362,14 @@ def main() -> None:
         gc.unfreeze()
         gc.collect()
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end (other processes share the machine)")
+    print(f"peak RSS of this process: {peak_rss_mb():,.0f} MB")
     print(f"tokenising alone: {sum(floor) / len(floor) * 1e6:.0f} us/article; inside the match loop: "
           + ", ".join(f"{t * 1e6:.0f} us at {size:,} rules" for size, t in in_loop))
     print("one rule added / removed (parse + index, match time taken off): "
           + ", ".join(f"{a * 1e3:.2f} / {r * 1e3:.2f} ms at {size:,} rules" for size, a, r in updates))
     print("match: Matcher.match() (which rules match; evidence is worked out when read)")
-    print("+evidence: the same, then reading every match's evidence (what `tulpar classify` does)")
+    print("+evidence: the same, then reading every match's evidence (hits with offsets)")
+    print("+terms: the same, then every match's terms in bulk (Matches.terms(): what `tulpar classify` prints)")
     print("* simple loop (evaluate() per rule, evidence included) timed on that many evenly spaced")
     print("  articles and extrapolated to articles/s")
     print("speed-up = +evidence vs the simple loop (both produce evidence for every match)")

@@ -13,8 +13,10 @@ exits 2 with a message naming the rule or the line number, and no output.
 """
 from __future__ import annotations
 
+import gc
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from services import yamlfile
@@ -39,22 +41,66 @@ def run(args) -> int:
     except InputError as err:
         print(f"tulpar classify: {err}", file=sys.stderr)
         return 2
-    sys.stdout.write("".join(classify(rules, articles)))
+    # Everything is checked by now: the output can go out article by
+    # article (one write each) rather than all at the end.
+    write = sys.stdout.write
+    for chunk in classify(rules, articles):
+        write(chunk)
     sys.stdout.flush()
     return 0
 
 
-def classify(rules: list[tuple[object, object]], articles: list[dict]) -> list[str]:
-    """Output lines for parsed `(name, rule)` pairs and checked articles."""
+def classify(rules: list[tuple[object, object]], articles: list[dict]) -> Iterator[str]:
+    """The output for parsed `(name, rule)` pairs and checked articles, one
+    string per article (its lines, possibly none).
+
+    Each line is what `json.dumps({"article": ..., "rule": ..., "terms":
+    [...]}, ensure_ascii=False)` gives, put together from pieces encoded
+    once: the article's id once per article, each rule's name once, and each
+    distinct list of terms once (the same few recur across rules and
+    articles). A few hundred matches per article make the per-line
+    `json.dumps` cost more than matching."""
     matcher = Matcher()
-    for position, (_, rule) in enumerate(rules):
-        matcher.add(position, rule)
-    lines = []
-    for article in articles:
-        for position, evidence in matcher.match(Document.from_article(article)).items():
-            record = {"article": article["id"], "rule": rules[position][0], "terms": evidence.terms()}
-            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    return lines
+    matcher.add_many((position, rule) for position, (_, rule) in enumerate(rules))
+    # The rules are loaded for good: keep the collector from rescanning
+    # them while matching (see docs/performance-match.md).
+    gc.freeze()
+    rule_parts = [f"{_json(name)}, \"terms\": " for name, _ in rules]
+    # Per rule, the last terms object seen and its line ending: a rule whose
+    # terms never change hands back the same tuple every time, so its ending
+    # is found by identity, without hashing the terms. Two lists, not a
+    # list of pairs: one object fewer to fetch per match.
+    last: list[object] = [_UNSEEN] * len(rules)
+    endings: list[str] = [""] * len(rules)
+    encoded: dict[tuple[str, ...], str] = {}
+    try:
+        for article in articles:
+            head = f'{{"article": {_json(article["id"])}, "rule": '
+            endings_now = []
+            for position, terms in matcher.match(Document.from_article(article)).terms():
+                if last[position] is terms:
+                    ending = endings[position]
+                else:
+                    tail = encoded.get(terms)
+                    if tail is None:
+                        if len(encoded) >= _ENCODED_LIMIT:
+                            encoded.clear()
+                        tail = encoded[terms] = _json(list(terms)) + "}\n"
+                    ending = endings[position] = rule_parts[position] + tail
+                    last[position] = terms
+                endings_now.append(ending)
+            # Every line is head + ending, and each ending ends the line.
+            yield head + head.join(endings_now) if endings_now else ""
+    finally:
+        gc.unfreeze()  # for callers in a long-lived process (tests)
+
+
+_UNSEEN = object()
+_ENCODED_LIMIT = 200_000  # distinct term lists kept encoded (bounds memory)
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def load_rules(path: str, presets) -> list[tuple[object, object]]:
@@ -63,6 +109,21 @@ def load_rules(path: str, presets) -> list[tuple[object, object]]:
         data = []
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a YAML list of {{name, query}}")
+    # Subscription sets repeat queries: each distinct one is parsed once (a
+    # tree is immutable, so rules can share it). The collector is paused
+    # meanwhile: 100k parsed rules are millions of small objects it would
+    # rescan over and over, and parsing makes no reference cycles.
+    parsed: dict[str, object] = {}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check_rules(path, data, presets, parsed)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_rules(path: str, data: list, presets, parsed: dict) -> list[tuple[object, object]]:
     rules, seen = [], set()
     for number, item in enumerate(data, 1):
         where = f"{path}: rule {number}"
@@ -78,8 +139,12 @@ def load_rules(path: str, presets) -> list[tuple[object, object]]:
         query = item.get("query")
         if not isinstance(query, str):
             raise InputError(f"{where}: 'query' must be a string")
+        rule = parsed.get(query)
+        if rule is not None:
+            rules.append((name, rule))
+            continue
         try:
-            rule = parse(query, presets)
+            rule = parsed[query] = parse(query, presets)
         except RuleError as err:
             raise InputError(f"{where}: {err}\n{err.display(query)}") from None
         except PresetError as err:

@@ -38,6 +38,7 @@ from services.rules.parser import parse
 from services.rules.presets import BUNDLED
 from services.rules.postings import EMPTY, ID, Column, Postings
 from services.rules.predicate import PredicateCompiler, Test
+from services.rules.terms import Terms, TermsMemo, TermsPlanner, terms_of
 
 
 class _Entry:
@@ -80,6 +81,10 @@ class Matcher:
         self._presets = BUNDLED if presets is None else presets
         self._entries: dict[Hashable, _Entry] = {}
         self._rules: list[_Entry | None] = []  # by rule id; ids grow, so id order = order added
+        # By rule id too, for Matches.terms(): keys, and terms plans made
+        # when first needed (services/rules/terms.py).
+        self._keys: list[Hashable] = []
+        self._plans: list[Terms | None] = []
         self._next_clause = 0
         self._version = 0  # bumped by every change, see Matches
         self._postings = Postings()
@@ -102,6 +107,7 @@ class Matcher:
         self._next_check = 0
         self._predicates = PredicateCompiler()
         self._compiler = EvidenceCompiler()
+        self._planner = TermsPlanner()
         self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
 
     def __len__(self) -> int:
@@ -120,6 +126,8 @@ class Matcher:
         self._version += 1
         entry = _Entry(len(self._rules), key, rule)
         self._rules.append(entry)
+        self._keys.append(key)
+        self._plans.append(None)
         self._entries[key] = entry
         found = clauses(rule)
         if found is None:
@@ -147,6 +155,7 @@ class Matcher:
         entry = self._entries.pop(key)
         self._version += 1
         self._rules[entry.id] = None
+        self._keys[entry.id] = self._plans[entry.id] = None
         for posting in entry.filed:
             self._postings.remove(*posting)
         for c in entry.clauses:
@@ -388,6 +397,25 @@ class Matches(Mapping):
                 raise KeyError(key)
             evidence = self._values[key] = Evidence.lazy(partial(self._matcher._evidence, entry, self._doc))
         return evidence
+
+    def terms(self) -> list[tuple[Hashable, tuple[str, ...]]]:
+        """(key, terms) of every match, in order: each key's
+        `self[key].terms()` (as a tuple), without building the hits, and
+        with the work on the article shared between rules
+        (services/rules/terms.py). What `tulpar classify` prints."""
+        matcher = self._current()
+        # Parallel lists by rule id rather than the rules' entries: with
+        # 100k rules most of the cost is fetching objects from memory.
+        keys, plans, planner = matcher._keys, matcher._plans, matcher._planner
+        memo = TermsMemo(self._doc, planner)
+        out = []
+        append = out.append
+        for i in self._ids.tolist():
+            plan = plans[i]
+            if plan is None:
+                plan = plans[i] = planner.plan(matcher._rules[i].rule)
+            append((keys[i], terms_of(plan, memo)))
+        return out
 
     def _current(self) -> Matcher:
         if self._matcher._version != self._version:

@@ -140,3 +140,21 @@ def test_anchors_and_merge_keys_still_work(tmp_path, capsys):
     code, out, err = run(tmp_path, capsys, rules, GOOD_LINE)
     assert (code, err) == (0, "")
     assert [json.loads(line)["rule"] for line in out.splitlines()] == ["a", "b"]
+
+
+def test_lines_are_what_json_dumps_gives(tmp_path, capsys):
+    # The command assembles lines from pieces encoded once (ids, names,
+    # terms); they must read exactly as one json.dumps per record would.
+    rules = ("- {name: 'q\"uote', query: 'oil OR \"нефть\" OR gas'}\n- {name: 12, query: 'oil'}\n"
+             "- {name: тенге, query: 'gas -oil'}\n- {name: same, query: 'oil OR \"нефть\" OR gas'}\n")
+    articles = ('{"id": "a\\"1\\u00e9", "title": "Gas and oil", "summary": "нефть"}\n'
+                '{"id": 7, "title": "gas", "summary": ""}\n{"id": 8, "title": "none", "summary": ""}\n'
+                '{"id": 9, "title": "нефть, oil", "summary": "gas"}\n')
+    code, out, err = run(tmp_path, capsys, rules, articles)
+    expected = [("a\"1é", "q\"uote", ["gas", "oil", "нефть"]), ("a\"1é", 12, ["oil"]),
+                ("a\"1é", "same", ["gas", "oil", "нефть"]), (7, "q\"uote", ["gas"]), (7, "тенге", ["gas"]),
+                (7, "same", ["gas"]), (9, "q\"uote", ["нефть", "oil", "gas"]), (9, 12, ["oil"]),
+                (9, "same", ["нефть", "oil", "gas"])]
+    assert (code, err) == (0, "")
+    assert out == "".join(json.dumps({"article": a, "rule": r, "terms": t}, ensure_ascii=False) + "\n"
+                          for a, r, t in expected)

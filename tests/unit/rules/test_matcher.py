@@ -101,6 +101,8 @@ def test_matcher_equals_reference_evaluator(query_list, article_list, data):
     results = [matcher.match(doc) for doc in docs]
     for doc, got in zip(docs, results):
         assert got == reference(rules, doc)
+        # The bulk terms (what `tulpar classify` prints), also read late.
+        assert got.terms() == [(k, tuple(e.terms())) for k, e in reference(rules, doc).items()]
         event(f"rules matched with hits: {min(3, sum(bool(e.hits) for e in got.values()))}")
         assert list(got) == [k for k in rules if k in got]  # rules in insertion order
 
@@ -115,6 +117,7 @@ def test_matcher_equals_reference_evaluator(query_list, article_list, data):
     rules = {k: rules[k] for k in [k for k in rules if k != "r0"] + ["r0"]}  # re-added keys go last
     for doc in docs:
         assert matcher.match(doc) == reference(rules, doc)
+        assert matcher.match(doc).terms() == [(k, tuple(e.terms())) for k, e in reference(rules, doc).items()]
         assert list(matcher.match(doc)) == list(k for k in rules if k in reference(rules, doc))
 
 
@@ -257,3 +260,57 @@ def test_a_match_result_is_read_before_the_rules_change():
         "a" in got
     assert evidence.terms() == ["oil"]  # taken before the change: still valid
     assert list(matcher.match({"title": "Oil gas", "summary": ""})) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "query, title, summary, terms",
+    [
+        # One distinct term: the same answer whatever the article.
+        ("oil -(gas OR coal)", "x", "oil, oil", ("oil",)),
+        ("Oil OR title:oil", "x", "oil", ("Oil",)),
+        ("-gas lang:en", "x", "oil", ()),
+        # First occurrence decides; title before summary; several leaves
+        # of one text keep the earliest.
+        ("gas oil", "oil", "gas oil", ("oil", "gas")),
+        ("summary:oil gas title:gas", "gas", "oil", ("gas", "oil")),
+        # At the same place: the shorter occurrence, then the text.
+        ('"oil pipeline" OR oil', "", "oil pipeline", ("oil", "oil pipeline")),
+        ("oils OR Oil", "", "oil", ("Oil", "oils")),
+        # Two required leaves: one of two orders, or at the same place by text.
+        ("title:gas oil", "oil gas", "", ("oil", "gas")),
+        ("pipe* oil -coal", "", "pipes and oil", ("pipe*", "oil")),
+        ("oils Oil", "", "oil", ("Oil", "oils")),
+        # Prefixes and long phrases are looked up per leaf.
+        ('pipe* "oil and gas" export', "", "export of oil and gas pipelines", ("export", "oil and gas", "pipe*")),
+        # NEAR: the first occurrence that has a partner, not the first one.
+        ("oil NEAR/1 gas", "oil", "oil x oil gas", ("oil", "gas")),
+        ("oil NEAR/1 gas", "", "gas x oil x oil gas", ("oil", "gas")),
+        # A preset's own terms, in an OR only when it matched.
+        ("country:KZ OR oil", "oil", "Astana", ("oil", "astana")),
+        ("country:KZ OR oil", "oil", "Bishkek", ("oil",)),
+        # An AND under an OR is evaluated: only the branch that matched.
+        ("(oil gas) OR pipeline", "oil pipeline", "", ("pipeline",)),
+        ("(oil gas) OR pipeline", "oil pipeline", "gas", ("oil", "pipeline", "gas")),
+    ],
+)
+def test_bulk_terms_are_the_evidence_terms(query, title, summary, terms):
+    matcher = Matcher(PRESETS)
+    matcher.add("r", query)
+    got = matcher.match({"title": title, "summary": summary})
+    assert got.terms() == [("r", terms)]
+    assert tuple(evaluate(parse(query, PRESETS), Document(title, summary)).terms()) == terms
+
+
+def test_bulk_terms_share_leaves_between_rules():
+    matcher = Matcher()
+    matcher.add("a", "oil gas")
+    matcher.add("b", "gas OR oils")
+    matcher.add("c", "title:oil gas")
+    assert matcher._plans == [None, None, None]  # plans are made when first asked for
+    got = matcher.match({"title": "gas", "summary": "oil"})
+    assert got.terms() == [("a", ("gas", "oil")), ("b", ("gas", "oils"))]
+    matcher.add("d", "pipe* OR pipeline* OR oil")
+    matcher.add("e", "pipe* gas")
+    got = matcher.match({"title": "gas pipeline", "summary": ""})
+    assert got.terms() == [("b", ("gas",)), ("d", ("pipe*", "pipeline*")), ("e", ("gas", "pipe*"))]
+    assert len(matcher._planner.leaves) == 2  # pipe* once for both rules
