@@ -14,7 +14,6 @@ uses the reference evaluator (`services.rules.evaluate`) by default;
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from services.rules import Document, Matcher, Presets, evaluate, load_presets  # noqa: E402
+from services.relevance.data import read_items  # noqa: E402
 from services.rules.presets import DEFAULT_DIR  # noqa: E402
 
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
@@ -77,18 +77,7 @@ class Score:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def load_items(path: Path) -> list[dict]:
-    items = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            missing = {"id", "title", "summary", "lang", "labels"} - set(item)
-            if missing:
-                raise ValueError(f"{path}:{lineno}: missing {sorted(missing)}")
-            items.append(item)
-    return items
+load_items = read_items  # one reader of labeled files (services/relevance/data.py)
 
 
 def document(item: dict) -> Document:

@@ -39,16 +39,20 @@ def allowed_files(data: Path = LABELED_DIR) -> list[Path]:
 
 
 def load_labeled(paths: Iterable[str | Path], final_measure: bool = False) -> list[dict]:
+    return [item for path in paths for item in read_items(check_allowed(path, final_measure))]
+
+
+def read_items(path: Path) -> list[dict]:
+    """The items of one labeled JSONL file, each checked for its fields.
+    (No guard here: benchmarks/presets_eval.py measures the frozen sets too.)"""
     items = []
-    for path in paths:
-        path = check_allowed(path, final_measure)
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                item = json.loads(line)
-                missing = {"id", "title", "summary", "lang", "labels"} - set(item)
-                if missing:
-                    raise ValueError(f"{path}:{lineno}: missing {sorted(missing)}")
-                items.append(item)
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            missing = {"id", "title", "summary", "lang", "labels"} - set(item)
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing {sorted(missing)}")
+            items.append(item)
     return items

@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.mark.parametrize("topic", TOPICS)
 def test_shipped_model_loads_and_scores(topic):
-    if not model_path(topic).exists():
-        pytest.skip("no shipped model file (benchmarks/relevance_eval.py --write)")
+    assert model_path(topic).exists(), "shipped with the package: benchmarks/relevance_eval.py --write"
     model = load_model(topic)
     assert model.topic == topic
     assert 0.0 <= model.thresholds.low <= model.thresholds.high <= 1.0
