@@ -13,7 +13,6 @@ import logging
 
 from celery.beat import PersistentScheduler
 
-from services import config as config_mod
 from services.config import Config
 from services.delivery.queue import POLL_TASK, SWEEP_TASK
 from services.settings import Settings
@@ -42,7 +41,7 @@ class ConfigScheduler(PersistentScheduler):
         # Beat itself writes nothing to the database, but it would schedule
         # polls and sweeps that all fail on an unmigrated one: refuse at
         # start, like the worker, naming `tulpar db upgrade`.
-        require_database(config_mod.settings_for(self.config_file.config, self.config_file.settings))
+        require_database(self.config_file.settings)  # the URL is the environment's
         super().setup_schedule()
 
     def merge_inplace(self, b):

@@ -67,6 +67,7 @@ def require_database(settings: Settings) -> None:
 def _check_database_at_start(**kwargs) -> None:
     # Celery logs and swallows a receiver's Exception, but SystemExit is not
     # one: the worker stops before it takes a task. (Imported with the tasks,
-    # which the worker loads before it sends worker_init.)
-    file = ConfigFile(Settings())
-    require_database(config_mod.settings_for(file.config, file.settings))
+    # which the worker loads before it sends worker_init.) The database URL
+    # comes from the environment alone (the config file cannot change it), so
+    # the worker parent does not parse the config -- every query in it -- here.
+    require_database(Settings())
