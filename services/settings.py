@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     # A config file larger than this is refused before it is parsed.
     max_config_bytes: int = 16 * 1024 * 1024
 
+    # The API (docs/api.md). The admin token creates tenants; empty: no one can.
+    admin_token: SecretStr = SecretStr("")
+    # Where the API is reached from outside: email confirmation links point here.
+    public_url: str = "http://127.0.0.1:8000"
+    # Requests per minute per API key (429 with Retry-After beyond it).
+    api_rate_limit: int = 600
+    # Stored articles (rule previews, currency alerts' news links) are kept this long.
+    retention_days: int = 90
+
     @property
     def retry_delays(self) -> list[float]:
         """retry_schedule in seconds; ValueError naming the bad entry."""

@@ -59,7 +59,9 @@ def commit(store: Store, source: Source, validators: FetchState, articles: list[
     return store.commit_poll(
         source=source.name, url=source.url, etag=validators.etag, last_modified=validators.last_modified,
         seen_ids=[a.id for a in articles], deliveries=deliveries, now=now,
-        country_articles=[(a, countries[a.id]) for a in articles if a.id in countries])
+        # Every new article is kept (rule previews run over them), tagged
+        # with its countries for the currency alerts' news links.
+        country_articles=[(a, countries.get(a.id, ())) for a in articles])
 
 
 PIPELINE = polling.Pipeline(("items", "matches"), read=read, fresh=fresh, notices=notices,

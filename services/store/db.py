@@ -30,6 +30,10 @@ class NewDelivery:
     subscription: str
     channel: str
     payload: dict
+    # A tenant's subscription (the API's) and channel; None for the config file's.
+    tenant_id: str | None = None
+    subscription_id: str | None = None
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ class Store:
     def commit_poll(self, *, source: str, url: str, etag: str | None, last_modified: str | None,
                     seen_ids: Iterable[str], deliveries: list[NewDelivery], now: datetime,
                     country_articles: Iterable[tuple] = ()) -> list[int]:
+        # country_articles: (article, country codes) for each new article to
+        # keep -- all of them from a news poll, an empty tuple when it is
+        # about none of our countries.
         """Write the deliveries, mark the items seen and save the source state,
         all in one transaction: an item is never seen without its deliveries.
         Returns the ids of deliveries created now (existing keys are skipped,
@@ -138,13 +145,14 @@ class Store:
             seen = [{"source": source, "article_id": i, "seen_at": now} for i in dict.fromkeys(seen_ids)]
             if seen:
                 s.execute(_insert(s, SeenArticle).on_conflict_do_nothing(), seen)
-            tagged = {article.id: (article, countries) for article, countries in country_articles}
-            if tagged:
+            kept = {article.id: (article, countries) for article, countries in country_articles}
+            if kept:
                 s.execute(_insert(s, StoredArticle).on_conflict_do_nothing(), [
                     {"source": source, "article_id": a.id, "title": a.title, "link": a.link,
-                     "published": a.published, "stored_at": now,
-                     "countries": "," + ",".join(countries) + ","}
-                    for a, countries in tagged.values()])
+                     "published": a.published, "stored_at": now, "summary": a.summary,
+                     "language": getattr(a, "lang", None),
+                     "countries": "," + ",".join(countries) + "," if countries else ""}
+                    for a, countries in kept.values()])
             mark_source_ok(s, source, url, etag, last_modified, now)
             return [r.id for r in ids]
 
@@ -276,7 +284,8 @@ def add_deliveries(s: Session, deliveries: Iterable[NewDelivery], now: datetime)
         rows.setdefault(d.idempotency_key, {
             "idempotency_key": d.idempotency_key, "item_source": d.item_source, "item_id": d.item_id,
             "subscription": d.subscription, "channel": d.channel, "payload": d.payload,
-            "status": DeliveryStatus.PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now})
+            "status": DeliveryStatus.PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now,
+            "tenant_id": d.tenant_id, "subscription_id": d.subscription_id, "channel_id": d.channel_id})
     if not rows:
         return []
     stmt = _insert(s, Delivery).on_conflict_do_nothing(index_elements=[Delivery.idempotency_key])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -106,6 +107,11 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set for a tenant's subscriptions (the API's); None for the config
+    # file's. `subscription` above keeps the name the alert showed.
+    tenant_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    channel_id: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
 
@@ -120,8 +126,10 @@ class Attempt(Base):
 
 
 class StoredArticle(Base):
-    """Recent articles about one of our countries, kept so a currency alert can
-    link the latest news about that country (`countries` is like ",KZ,KG,")."""
+    """Every new article, kept for TULPAR_RETENTION_DAYS: rule previews run
+    over them, and a currency alert links the latest news about a country
+    (`countries` is like ",KZ,KG,", or "" when it is about none of ours).
+    `stored_at` is when we first saw it."""
 
     __tablename__ = "article"
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -131,6 +139,8 @@ class StoredArticle(Base):
     published: Mapped[datetime | None]
     countries: Mapped[str] = mapped_column(String(64))
     stored_at: Mapped[datetime] = mapped_column(index=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class RateObservation(Base):
@@ -160,3 +170,77 @@ class FxRuleState(Base):
     last_fired_at: Mapped[datetime | None]
     # The newest observation time already judged: the next poll starts after it.
     evaluated_until: Mapped[datetime | None]
+
+
+# --- tenants and what they own (the API's; docs/api.md) ---------------------------
+
+class ChannelType(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class Tenant(Base):
+    """A subscriber account. Its API key is stored as a SHA-256 hash: keys are
+    random 256-bit strings, so a slow password hash would add nothing."""
+
+    __tablename__ = "tenant"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Channel(Base):
+    """Where a tenant's alerts go: an email address (sent to only once its
+    confirmation link was followed) or a webhook URL with its own signing
+    secret. `target` is the channel module's form: mailto:ADDRESS or the URL.
+    The secret is kept as is (we must sign with it); it is shown once."""
+
+    __tablename__ = "channel"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    type: Mapped[ChannelType] = mapped_column(_str_enum(ChannelType, 16))
+    target: Mapped[str] = mapped_column(Text)
+    format: Mapped[str | None] = mapped_column(String(32))
+    secret: Mapped[str | None] = mapped_column(Text)
+    confirmed_at: Mapped[datetime | None]
+    confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class TenantSubscription(Base):
+    """A tenant's subscription: a news query or an FX rule (exactly one of
+    the two), sent to its channels (SubscriptionChannel)."""
+
+    __tablename__ = "subscription"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    query: Mapped[str | None] = mapped_column(Text)
+    fx: Mapped[dict | None] = mapped_column(JSON)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_subscription_tenant_name"),)
+
+
+class SubscriptionChannel(Base):
+    __tablename__ = "subscription_channel"
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubscriptionChange(Base):
+    """An append-only log: one row each time a subscription (or a channel it
+    uses) is created, changed, paused or deleted, in the same transaction.
+    Workers remember the last `seq` they applied and reload only the
+    subscriptions named after it (services/accounts/live.py)."""
+
+    __tablename__ = "subscription_change"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime]

@@ -128,13 +128,14 @@ def current_revision(url: str) -> str | None:
         store.dispose()
 
 
-def upgrade(url: str, tries: int = 5) -> Upgrade:
+def upgrade(url: str, tries: int = 5, target: str = "head") -> Upgrade:
     """Bring the database at `url` to the head revision (see the module doc).
     Safe to run again (nothing to do) and beside another upgrade: the whole
     upgrade is one transaction, taken in turns (_one_transaction). A failure
     to connect is
     DatabaseUnusable; one while migrating is MigrationFailed, and the
-    database is left as it was."""
+    database is left as it was. `target` is for tests that start from an
+    older revision."""
     from alembic import command
 
     store = _open(url)
@@ -147,7 +148,7 @@ def upgrade(url: str, tries: int = 5) -> Upgrade:
                     before = _current(conn)
                     # Ours only: a shared PostgreSQL schema may hold other applications' tables.
                     tables_before = bool(set(sa.inspect(conn).get_table_names()) & set(Base.metadata.tables))
-                    command.upgrade(_config(conn), "head")
+                    command.upgrade(_config(conn), target)
                     conn.commit()
                     return Upgrade(before, _current(conn), tables_before)
             except sa.exc.DBAPIError as exc:

@@ -25,7 +25,7 @@ from services.store.models import AttemptOutcome, Base
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data"
 T0 = datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
-HEAD = "0001"
+HEAD = "0002"
 # Tables an older release's create_schema() made, before the news-for-FX and
 # rates tables existed (commit 6c6de27 added article, rate_observation and
 # fx_rule_state): deployed databases may look like this.
@@ -79,14 +79,31 @@ def made_before_migrations(url: str, tables=None) -> dict[str, int]:
     return counts
 
 
+def fill_0001(url: str) -> dict[str, int]:
+    """Rows in the tables 0002 alters (delivery, article), written with the
+    0001 columns only."""
+    engine = sa.create_engine(url)
+    t = T0.replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO delivery (idempotency_key, item_source, item_id, subscription, channel, payload, "
+            "status, attempts, created_at, next_attempt_at) VALUES ('k', 'wire', 'a1', 'cpc', "
+            "'mailto:d@example.com', '{}', 'pending', 0, :t, :t)"), {"t": t})
+        conn.execute(sa.text("INSERT INTO article (source, article_id, title, link, countries, stored_at) "
+                             "VALUES ('wire', 'a1', 'CPC halts loadings', 'http://w/a1', ',KZ,', :t)"), {"t": t})
+    engine.dispose()
+    return {"delivery": 1, "article": 1}
+
+
 # --- upgrade ---------------------------------------------------------------
 
 # (what is there before, what `upgrade` reports)
 STARTS = [
-    ("empty", "created at 0001"),
-    ("create_schema", "adopted the tables made before migrations, now at 0001"),
-    ("older create_schema", "adopted the tables made before migrations, now at 0001"),
-    ("migrated", "already at 0001"),
+    ("empty", f"created at {HEAD}"),
+    ("create_schema", f"adopted the tables made before migrations, now at {HEAD}"),
+    ("older create_schema", f"adopted the tables made before migrations, now at {HEAD}"),
+    ("migrated", f"already at {HEAD}"),
+    ("at 0001", f"migrated from 0001 to {HEAD}"),
 ]
 
 
@@ -99,6 +116,9 @@ def test_upgrade_reaches_the_models_schema_and_keeps_every_row(db_url, start, sa
         rows = made_before_migrations(db_url, OLDER_TABLES)
     elif start == "migrated":
         schema.upgrade(db_url)
+    elif start == "at 0001":  # the schema of the release before tenants, with its rows
+        schema.upgrade(db_url, target="0001")
+        rows = row_counts(db_url) | fill_0001(db_url)
     done = schema.upgrade(db_url)
     assert done.describe("DB") == f"DB: {said}"
     assert done.to == HEAD == schema.head_revision() == schema.current_revision(db_url)
@@ -106,7 +126,7 @@ def test_upgrade_reaches_the_models_schema_and_keeps_every_row(db_url, start, sa
     after = row_counts(db_url)
     assert set(after) == set(Base.metadata.tables)
     assert {t: n for t, n in after.items() if t in rows} == rows  # nothing lost
-    assert schema.upgrade(db_url).describe("DB") == "DB: already at 0001"  # and again: nothing to do
+    assert schema.upgrade(db_url).describe("DB") == f"DB: already at {HEAD}"  # and again: nothing to do
 
 
 def test_a_create_schema_database_matches_the_migrated_one(db_url):
@@ -126,7 +146,7 @@ def test_two_upgrades_at_once_both_succeed(db_url):
     assert [p.returncode for p in runs] == [0, 0], outputs
     # One created it; the other waited for it and found it done.
     shown = schema.shown(db_url)
-    assert [out for out, _ in outputs] == [f"{shown}: already at 0001\n", f"{shown}: created at 0001\n"], outputs
+    assert [out for out, _ in outputs] == [f"{shown}: already at {HEAD}\n", f"{shown}: created at {HEAD}\n"], outputs
     assert schema_diff(db_url) == []
 
 
@@ -134,9 +154,9 @@ def test_two_upgrades_at_once_both_succeed(db_url):
 
 # (the database, the message after "the database at URL ")
 UNMIGRATED = [
-    ("empty", "is not migrated (at none, need 0001): run `tulpar db upgrade`"),
-    ("create_schema", "is not migrated (at none, need 0001): run `tulpar db upgrade`"),
-    ("stamped by a newer tulpar", "is at 9999, newer than this tulpar knows (head 0001): run a tulpar that has it"),
+    ("empty", f"is not migrated (at none, need {HEAD}): run `tulpar db upgrade`"),
+    ("create_schema", f"is not migrated (at none, need {HEAD}): run `tulpar db upgrade`"),
+    ("stamped by a newer tulpar", f"is at 9999, newer than this tulpar knows (head {HEAD}): run a tulpar that has it"),
 ]
 
 
@@ -167,7 +187,7 @@ def test_the_message_masks_a_password_in_the_url():
     with pytest.raises(schema.NotMigrated) as raised:
         schema.require_migrated(store, "postgresql://tulpar:s3cret@db.example:5432/tulpar")
     assert str(raised.value) == ("the database at postgresql://***@db.example:5432/tulpar is not migrated "
-                                 "(at none, need 0001): run `tulpar db upgrade`")
+                                 f"(at none, need {HEAD}): run `tulpar db upgrade`")
 
 
 # (command, its arguments)
@@ -188,7 +208,7 @@ def test_poll_and_status_refuse_an_unmigrated_database(db_url, tmp_path, monkeyp
     assert main([a.format(config=config) for a in argv]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == (f"tulpar: the database at {schema.shown(db_url)} is not migrated (at none, need 0001): "
+    assert err == (f"tulpar: the database at {schema.shown(db_url)} is not migrated (at none, need {HEAD}): "
                    f"run `tulpar db upgrade`\n")
     # Refused, not repaired: the database is as it was.
     assert schema.current_revision(db_url) is None
@@ -221,7 +241,7 @@ def test_the_worker_runtime_refuses_an_unmigrated_database(db_url, worker_env, m
 
     unmigrated(db_url, "create_schema")
     monkeypatch.setattr(rt_mod, "_current", None)
-    expected = (f"the database at {schema.shown(db_url)} is not migrated (at none, need 0001): "
+    expected = (f"the database at {schema.shown(db_url)} is not migrated (at none, need {HEAD}): "
                 f"run `tulpar db upgrade`")
     with pytest.raises(schema.NotMigrated) as raised:
         rt_mod.runtime()
@@ -248,7 +268,7 @@ def test_celery_worker_and_beat_refuse_to_start_on_an_unmigrated_database(db_url
                            *[a.format(var=tmp_path / "var") for a in argv]],
                           env=worker_env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert (f"tulpar: the database at {schema.shown(db_url)} is not migrated (at none, need 0001): "
+    assert (f"tulpar: the database at {schema.shown(db_url)} is not migrated (at none, need {HEAD}): "
             f"run `tulpar db upgrade`") in done.stderr
 
 
@@ -292,10 +312,10 @@ def test_tulpar_db_upgrade_and_current(db_url):
     shown = schema.shown(db_url)
     # (command, exit code, stdout) in order, on one database
     steps = [
-        (("db", "current"), 1, f"{shown}: at none, this tulpar needs 0001 (run `tulpar db upgrade`)\n"),
-        (("db", "upgrade"), 0, f"{shown}: created at 0001\n"),
-        (("db", "upgrade"), 0, f"{shown}: already at 0001\n"),
-        (("db", "current"), 0, f"{shown}: at 0001, this tulpar needs 0001 (up to date)\n"),
+        (("db", "current"), 1, f"{shown}: at none, this tulpar needs {HEAD} (run `tulpar db upgrade`)\n"),
+        (("db", "upgrade"), 0, f"{shown}: created at {HEAD}\n"),
+        (("db", "upgrade"), 0, f"{shown}: already at {HEAD}\n"),
+        (("db", "current"), 0, f"{shown}: at {HEAD}, this tulpar needs {HEAD} (up to date)\n"),
     ]
     for args, code, out in steps:
         done = tulpar(*args, url=db_url)
@@ -332,7 +352,7 @@ def test_a_migration_that_fails_says_so_and_exits_2(db_url, monkeypatch, capsys)
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith(f"tulpar db upgrade: migrating the database at {schema.shown(db_url)} "
-                          f"from none to 0001 failed: ")
+                          f"from none to {HEAD} failed: ")
     assert "ix_article_stored_at" in err and "already exists" in err
     # All or nothing: not stamped, and none of the tables made before it
     # failed are left (a second try would have taken them for adopted ones).
