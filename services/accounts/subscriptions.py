@@ -5,6 +5,7 @@ update their index incrementally (live.py)."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,6 +160,14 @@ def update(store: Store, tenant_id: str, subscription_id: str, now: datetime, *,
            name: str | None = None, fx: dict | None = None) -> View:
     """Change what is given (None: keep). A news subscription's query may
     change, an FX one's rule; not one into the other."""
+    try:
+        return _update(store, tenant_id, subscription_id, now, query, channel_ids, paused, name, fx)
+    except sa.exc.IntegrityError:
+        # Raised by the flush or the commit, after the transaction was rolled back.
+        raise Conflict(f"a subscription named {name!r} exists already", field="name") from None
+
+
+def _update(store, tenant_id, subscription_id, now, query, channel_ids, paused, name, fx) -> View:
     with store.sessions.begin() as s:
         row = _own(s, tenant_id, subscription_id)
         if name is not None:
@@ -181,10 +190,7 @@ def update(store: Store, tenant_id: str, subscription_id: str, now: datetime, *,
             _set_channels(s, row.id, wanted)
         row.updated_at = now
         log_changes(s, [row.id], now)
-        try:
-            s.flush()
-        except sa.exc.IntegrityError:
-            raise Conflict(f"a subscription named {row.name!r} exists already", field="name") from None
+        s.flush()
         return View(row, _channels_of(s, row.id))
 
 
@@ -236,8 +242,17 @@ def encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+_CURSOR_VALUE = re.compile(r"^[A-Za-z0-9_]{1,60}$")
+
+
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not _CURSOR.match(cursor):
+            raise ValueError(cursor)
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not _CURSOR_VALUE.match(value):
+            raise ValueError(cursor)
+        return value
     except (ValueError, UnicodeDecodeError):
         raise Invalid("not a cursor this API gave out", field="cursor") from None
