@@ -151,7 +151,12 @@ def page(store: Store, tenant_id: str, after: str | None = None, limit: int = PA
         rows = list(s.scalars(q.order_by(TenantSubscription.id).limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
-        views = [View(r, _channels_of(s, r.id)) for r in rows]
+        links: dict[str, list[str]] = {r.id: [] for r in rows}
+        for sid, cid in s.execute(select(SubscriptionChannel.subscription_id, SubscriptionChannel.channel_id)
+                                  .where(SubscriptionChannel.subscription_id.in_(list(links)))
+                                  .order_by(SubscriptionChannel.subscription_id, SubscriptionChannel.position)):
+            links[sid].append(cid)
+        views = [View(r, links[r.id]) for r in rows]
     return views, encode_cursor(rows[-1].id) if more else None
 
 
