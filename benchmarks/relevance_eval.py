@@ -128,10 +128,14 @@ def micro_f1(items, rules, scores, t: Thresholds) -> float:
     return s.f1
 
 
+VETO_ONLY = False  # --veto-only: never confirm (high = 1.0), only veto below `low`
+
+
 def choose_thresholds(items, rules, scores) -> Thresholds:
     """The (low, high) with the best topic micro-F1; ties go to the pair
     closest to the rule alone (smallest low, largest high)."""
-    cands = [Thresholds(lo, hi) for lo in LOWS for hi in HIGHS if lo <= hi]
+    highs = (1.0,) if VETO_ONLY else HIGHS
+    cands = [Thresholds(lo, hi) for lo in LOWS for hi in highs if lo <= hi]
     return min(cands, key=lambda t: (-round(micro_f1(items, rules, scores, t), 9), t.low, -t.high))
 
 
@@ -202,8 +206,12 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", type=Path, default=None, help="another presets folder (e.g. an older version)")
     ap.add_argument("--final-measure", metavar="SPLIT",
                     help="score a frozen set (blind-holdout, blind-check or a .jsonl path) with the shipped models")
+    ap.add_argument("--veto-only", action="store_true",
+                    help="choose only a veto threshold (the model never confirms a missed article)")
     args = ap.parse_args(argv)
     config = TrainConfig()
+    global VETO_ONLY
+    VETO_ONLY = args.veto_only
 
     if args.final_measure:
         split = args.final_measure

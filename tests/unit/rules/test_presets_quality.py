@@ -216,6 +216,35 @@ CASES = [
     ("country:TM", "Turkmaniston gaz eksporti", "", True),
     ("country:TM", "Eronning Golestan ostonidagi turkmanlar festival o‘tkazdi", "", False),
     ("country:KZ", "Leaders of the five Central Asian states meet in Tashkent", "", True),
+    # issue 11: word senses, paraphrases, places; one spelling for every apostrophe form
+    ("topic:tariffs", "Conscripts in Osh begin military duty", "The defence ministry called up 4,000 young men.", False),
+    ("topic:tariffs", "Duty officers at Dostyk station work double shifts", "", False),
+    ("topic:tariffs", "Uzbekistan sets a 10% duty on poultry", "The measure covers imported chicken legs.", True),
+    ("topic:tariffs", "KazTransOil raises its transit tariff", "The pumping tariff for Russian oil rises 7%.", False),
+    ("topic:tariffs", "Тариф на транзит газа через Узбекистан вырос", "", False),
+    ("topic:tariffs", "Pomidor eksportiga taqiq joriy etildi", "", True),
+    ("topic:tariffs", "Toshkentda chekishga taqiq kuchaydi", "Import qilingan sigaretlar narxi esa o'zgarmadi, deydi sotuvchilar bozorda.", False),
+    ("topic:pipeline-disruption", "Heating main bursts in Almaty", "The pipeline rupture left 40 buildings without hot water.", False),
+    ("topic:pipeline-disruption", "В Караганде прорвало теплотрассу", "Повреждение трубопровода оставило дома без отопления.", False),
+    ("topic:pipeline-disruption", "Gas pipeline rupture cuts heating in Shymkent", "", True),
+    ("topic:pipeline-disruption", "KazMunayGas unit hit by cyberattack", "Oil flows through its pipelines were unaffected.", False),
+    ("topic:pipeline-disruption", "Drone hits pumping station on CPC route", "Oil flows were not affected, the operator said.", True),
+    ("topic:fx", "Queues for dollars at Bishkek exchange offices", "Several exchange offices ran out of dollar cash.", True),
+    ("topic:fx", "Tajik bank opens exchange offices in malls", "They accept cards and sell dollars.", False),
+    ("topic:fx", "Tenge swings after exchange restrictions", "", True),
+    ("topic:fx", "So‘m dollarga nisbatan zaiflashdi", "", True),
+    ("topic:fx", "Soʻm dollarga nisbatan zaiflashdi", "", True),
+    ("topic:sanctions", "US lists three Kazakh firms for supplying Russia's military", "", True),
+    ("topic:sanctions", "EU designates two Kyrgyz companies over drone parts supplied to Russia", "", True),
+    ("topic:sanctions", "US-listed firms buy more Kazakh uranium", "Supply deals run to 2030.", False),
+    ("topic:sanctions", "Toshkentda chekish uchun yangi cheklovlar", "Qoidalar AQSh va Yevropa tajribasi asosida ishlab chiqildi.", False),
+    ("country:UZ", "O'zbekiston eksporti o'sdi", "", True),
+    ("country:UZ", "O`zbekiston eksporti o`sdi", "", True),
+    ("country:KZ", "Floods hit Turkestan region", "", True),
+    ("country:KG", "Chuy region farmers expect a record harvest", "", True),
+    ("country:TJ", "Sug‘d viloyatida paxta terimi boshlandi", "", True),
+    ("country:TM", "Türkmenbaşy port adds a ferry berth", "", True),
+    ("country:KG", "O‘sh shahrida yangi bozor ochildi", "", True),
 ]
 
 
@@ -238,9 +267,12 @@ def test_hard_cases_agree_with_matcher():
 # loses what the blind sets showed fails here. The frozen sets are measured
 # only: a failure names the preset and the figures, never the items.
 BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
-    "blind-tune": (0.95, 0.95),
+    # issue 11 round (docs/presets.md): lowest language today 0.990 / 0.994
+    "blind-tune": (0.97, 0.97),
+    # spent; not re-measured in the issue 11 round, floors as set after its one run
     "blind-holdout": (0.85, 0.95),
-    "blind-check": (0.85, 0.95),
+    # measured once after the issue 11 round: lowest language 0.907 (en) / 0.982 (kk)
+    "blind-check": (0.88, 0.96),
 }
 
 
