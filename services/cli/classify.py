@@ -19,6 +19,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from services import yamlfile
 from services.errors import InputError
 from services.rules import Document, LazyPresets, Matcher, PresetError, RuleError, parse
@@ -57,50 +59,61 @@ def classify(rules: list[tuple[object, object]], articles: list[dict]) -> Iterat
     Each line is what `json.dumps({"article": ..., "rule": ..., "terms":
     [...]}, ensure_ascii=False)` gives, put together from pieces encoded
     once: the article's id once per article, each rule's name once, and each
-    distinct list of terms once (the same few recur across rules and
-    articles). A few hundred matches per article make the per-line
-    `json.dumps` cost more than matching."""
+    distinct tuple of terms once (the matcher numbers them: the same few
+    recur across rules and articles). A few hundred matches per article
+    make any per-line Python step cost more than matching, so an article's
+    lines are gathered with numpy and joined in one call."""
     matcher = Matcher()
     matcher.add_many((position, rule) for position, (_, rule) in enumerate(rules))
     # The rules are loaded for good: keep the collector from rescanning
     # them while matching (see docs/performance-match.md).
     gc.freeze()
-    rule_parts = [f"{_json(name)}, \"terms\": " for name, _ in rules]
-    # Per rule, the last terms object seen and its line ending: a rule whose
-    # terms never change hands back the same tuple every time, so its ending
-    # is found by identity, without hashing the terms. Two lists, not a
-    # list of pairs: one object fewer to fetch per match.
-    last: list[object] = [_UNSEEN] * len(rules)
-    endings: list[str] = [""] * len(rules)
-    encoded: dict[tuple[str, ...], str] = {}
+    names = [f"{_encode_string(name) if name.__class__ is str else _json(name)}, \"terms\": " for name, _ in rules]
+    # By rule id (the matcher's numbering; the key is the position).
+    rule_parts = np.array([names[key] for key in matcher.keys_by_id()], dtype=object)
+    generation, values = None, []
+    tails = np.empty(0, dtype=object)  # by terms id: the encoded terms and the line's end
+    known = 0
     try:
         for article in articles:
             head = f'{{"article": {_json(article["id"])}, "rule": '
-            endings_now = []
-            for position, terms in matcher.match(Document.from_article(article)).terms():
-                if last[position] is terms:
-                    ending = endings[position]
-                else:
-                    tail = encoded.get(terms)
-                    if tail is None:
-                        if len(encoded) >= _ENCODED_LIMIT:
-                            encoded.clear()
-                        tail = encoded[terms] = _json(list(terms)) + "}\n"
-                    ending = endings[position] = rule_parts[position] + tail
-                    last[position] = terms
-                endings_now.append(ending)
-            # Every line is head + ending, and each ending ends the line.
-            yield head + head.join(endings_now) if endings_now else ""
+            ids, term_ids = matcher.match(Document.from_article(article)).term_ids()
+            n = len(ids)
+            if not n:
+                yield ""
+                continue
+            now, values = matcher.terms_values()
+            if now != generation:
+                generation, known = now, 0
+            if known < len(values):
+                if len(values) > len(tails):
+                    grown = np.empty(max(len(values), 2 * len(tails), 1024), dtype=object)
+                    grown[:known] = tails[:known]
+                    tails = grown
+                tails[known : len(values)] = [_terms_tail(terms) for terms in values[known:]]
+                known = len(values)
+            # Every line is head + the rule's part + its terms' tail.
+            parts = np.empty(3 * n, dtype=object)
+            parts[0::3] = head
+            parts[1::3] = rule_parts[ids]
+            parts[2::3] = tails[term_ids]
+            yield "".join(parts.tolist())
     finally:
         gc.unfreeze()  # for callers in a long-lived process (tests)
 
 
-_UNSEEN = object()
-_ENCODED_LIMIT = 200_000  # distinct term lists kept encoded (bounds memory)
-
-
 def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+# What json.dumps(..., ensure_ascii=False) writes for a string (the C
+# encoder when there is one).
+_encode_string = json.encoder.encode_basestring
+
+
+def _terms_tail(terms: tuple[str, ...]) -> str:
+    """`_json(list(terms)) + "}\\n"`, without json.dumps's overhead per call."""
+    return "[" + ", ".join(map(_encode_string, terms)) + "]}\n"
 
 
 def load_rules(path: str, presets) -> list[tuple[object, object]]:

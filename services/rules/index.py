@@ -38,7 +38,8 @@ from services.rules.parser import parse
 from services.rules.presets import BUNDLED
 from services.rules.postings import EMPTY, ID, Column, Postings
 from services.rules.predicate import PredicateCompiler, Test
-from services.rules.terms import Terms, TermsMemo, TermsPlanner, terms_of
+from services.rules.terms import TermsTable
+from services.rules.text import starts_any
 
 
 class _Entry:
@@ -81,10 +82,10 @@ class Matcher:
         self._presets = BUNDLED if presets is None else presets
         self._entries: dict[Hashable, _Entry] = {}
         self._rules: list[_Entry | None] = []  # by rule id; ids grow, so id order = order added
-        # By rule id too, for Matches.terms(): keys, and terms plans made
-        # when first needed (services/rules/terms.py).
+        # By rule id too, for Matches.terms(): keys, and how to find each
+        # rule's terms, planned when first needed (services/rules/terms.py).
         self._keys: list[Hashable] = []
-        self._plans: list[Terms | None] = []
+        self._terms = TermsTable()
         self._next_clause = 0
         self._version = 0  # bumped by every change, see Matches
         self._postings = Postings()
@@ -107,7 +108,6 @@ class Matcher:
         self._next_check = 0
         self._predicates = PredicateCompiler()
         self._compiler = EvidenceCompiler()
-        self._planner = TermsPlanner()
         self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
 
     def __len__(self) -> int:
@@ -115,6 +115,16 @@ class Matcher:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
+
+    def keys_by_id(self) -> list[Hashable]:
+        """The key of each rule id (None: removed); see `Matches.term_ids`."""
+        return self._keys
+
+    def terms_values(self) -> tuple[int, list[tuple[str, ...]]]:
+        """(generation, terms tuple by id) for `Matches.term_ids`; ids mean
+        something only while the generation stays the same (the list grows
+        in place meanwhile)."""
+        return self._terms.generation, self._terms.values
 
     # -- changing the rules -------------------------------------------
     def add(self, key: Hashable, rule: Node | str) -> None:
@@ -127,7 +137,6 @@ class Matcher:
         entry = _Entry(len(self._rules), key, rule)
         self._rules.append(entry)
         self._keys.append(key)
-        self._plans.append(None)
         self._entries[key] = entry
         found = clauses(rule)
         if found is None:
@@ -155,7 +164,8 @@ class Matcher:
         entry = self._entries.pop(key)
         self._version += 1
         self._rules[entry.id] = None
-        self._keys[entry.id] = self._plans[entry.id] = None
+        self._keys[entry.id] = None
+        self._terms.forget(entry.id)
         for posting in entry.filed:
             self._postings.remove(*posting)
         for c in entry.clauses:
@@ -285,7 +295,14 @@ class Matcher:
         self.refresh()
         hits = []
         for table, index in postings.arrays("present").items():
-            hits += [index[k] for k in doc.table(table) & index.keys()]
+            if len(index) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
+                # A few short prefixes (one rule with `oil*` would otherwise
+                # make every article build its set of 3-letter prefixes):
+                # a binary search each in the article's sorted words.
+                words = doc.sorted_words
+                hits += [index[k] for k in index if starts_any(words, k)]
+            else:
+                hits += [index[k] for k in doc.table(table) & index.keys()]
         if self._always:
             if self._always_array is None:
                 self._always_array = np.fromiter(self._always, dtype=ID, count=len(self._always))
@@ -404,18 +421,19 @@ class Matches(Mapping):
         with the work on the article shared between rules
         (services/rules/terms.py). What `tulpar classify` prints."""
         matcher = self._current()
-        # Parallel lists by rule id rather than the rules' entries: with
-        # 100k rules most of the cost is fetching objects from memory.
-        keys, plans, planner = matcher._keys, matcher._plans, matcher._planner
-        memo = TermsMemo(self._doc, planner)
-        out = []
-        append = out.append
-        for i in self._ids.tolist():
-            plan = plans[i]
-            if plan is None:
-                plan = plans[i] = planner.plan(matcher._rules[i].rule)
-            append((keys[i], terms_of(plan, memo)))
-        return out
+        ids, term_ids = self.term_ids()
+        keys, values = matcher._keys, matcher._terms.values
+        return [(keys[i], values[t]) for i, t in zip(ids.tolist(), term_ids.tolist())]
+
+    def term_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """`terms()` as two arrays: the rule ids of the matches (ascending:
+        the order rules were added; `Matcher.keys_by_id()[id]` is the key)
+        and, for each, the id of its terms tuple in
+        `Matcher.terms_values()`. Cheaper than `terms()` when the same
+        tuples recur: `tulpar classify` encodes each one once."""
+        matcher = self._current()
+        rules = matcher._rules
+        return self._ids, matcher._terms.term_ids(self._ids, lambda i: rules[i].rule, self._doc)
 
     def _current(self) -> Matcher:
         if self._matcher._version != self._version:
@@ -435,6 +453,10 @@ class Matches(Mapping):
 
     def __repr__(self) -> str:
         return f"Matches({list(self)!r})"
+
+
+_SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
+_FEW_PREFIXES = 16
 
 
 def _sorted_unique(ids: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Callable, Hashable
 
+import numpy as np
+
 from services.rules.closures import ClosureCompiler, fast_spans, key_set, near_matches, present
 from services.rules.document import Document
 from services.rules.evaluate import FIELD_ORDER
@@ -458,3 +460,228 @@ def _flat_or(node: Node) -> list[Node | None] | None:
             out += got
         return out
     return None
+
+
+# -- in bulk, by arrays ------------------------------------------------
+# With a few hundred matches per article, even one small Python step per
+# match (fetching the rule's plan from memory, looking its keys up) is most
+# of the cost of `tulpar classify`. Nearly every match is of a rule whose
+# terms are the same in every article (a plain tuple plan) or of a flat rule
+# with one or a few leaves of which exactly one occurs (`a OR b OR c`): both
+# are answered by numpy over rule ids, the second by marking which of the
+# rules' leaves the article has. Only what is left (two or more leaves that
+# occur: they must be ordered by position; NEARs, presets, rules that are
+# not flat) goes through `terms_of`, as before.
+SLOTS = 4  # leaves per rule held in the arrays (more: `terms_of`)
+UNPLANNED, CONSTANT, LEAVES, GENERAL = range(4)
+# Where a leaf's presence is read: the Document's feature sets by name
+# (`Document.table`), per `_TABLE_OF` table; two-word phrases as word pairs.
+_DOC_TABLE = {STEMS: "s", WORDS: "w", TITLE_STEMS: "ts", TITLE_WORDS: "tw", SUMMARY_STEMS: "ss", SUMMARY_WORDS: "sw"}
+_PAIR_TABLE = {BOTH: "b", ("title",): "tb", ("summary",): "sb"}
+
+
+class _Grid:
+    """Growable per-rule arrays (rows by rule id)."""
+
+    __slots__ = ("kind", "const", "leaves", "single")
+
+    def __init__(self, n: int = 1024):
+        self.kind = np.zeros(n, dtype=np.int8)
+        self.const = np.zeros(n, dtype=np.int32)
+        self.leaves = np.zeros((n, SLOTS), dtype=np.int32)  # 0: no leaf (never present)
+        self.single = np.zeros((n, SLOTS), dtype=np.int32)  # terms id of (that leaf's term,)
+
+    def grown(self, n: int) -> "_Grid":
+        bigger = _Grid(max(n, 2 * len(self.kind)))
+        for name in self.__slots__:
+            old = getattr(self, name)
+            getattr(bigger, name)[: len(old)] = old
+        return bigger
+
+
+class TermsTable:
+    """Every match's terms for a whole article at once, as ids of distinct
+    terms tuples (`values`), by rule id. One per Matcher; a rule is planned
+    when it first matches.
+
+    Term tuples are interned: those fixed by a rule (its constant terms, or
+    one of its leaves alone) for as long as the rule exists; others as they
+    are met, and when more than DYNAMIC_LIMIT of those have gathered the
+    table starts over (`generation` changes; ids from before mean nothing)."""
+
+    DYNAMIC_LIMIT = 500_000
+
+    def __init__(self):
+        self.generation = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.planner = TermsPlanner()
+        self.values: list[tuple[str, ...]] = []
+        self._value_ids: dict[tuple[str, ...], int] = {}
+        self._dynamic = 0
+        self._plans: dict[int, Terms] = {}  # rule id -> plan, for what the arrays do not answer
+        self._grid = _Grid()
+        # Leaf ids (0 is no leaf): per doc table name, key -> leaf id; and
+        # the leaves only Python can look for (prefixes, longer phrases).
+        self._leaf_ids: dict[str, dict[Hashable, int]] = {}
+        self._python_ids: dict[int, int] = {}  # planner leaf id -> leaf id
+        self._python_leaves: dict[int, Leaf] = {}  # leaf id -> leaf
+        self._python_mask = np.zeros(1024, dtype=bool)
+        self._flags = np.zeros(1024, dtype=bool)  # scratch: all False between articles
+        self._next_leaf = 1
+        self._empty = self._intern(())
+
+    def forget(self, rule_id: int) -> None:
+        """The rule is gone (ids are not reused: only its plan is dropped)."""
+        self._plans.pop(rule_id, None)
+
+    def _intern(self, terms: tuple[str, ...]) -> int:
+        i = self._value_ids.get(terms)
+        if i is None:
+            i = self._value_ids[terms] = len(self.values)
+            self.values.append(terms)
+        return i
+
+    def _intern_dynamic(self, terms: tuple[str, ...]) -> int:
+        i = self._value_ids.get(terms)
+        if i is None:
+            self._dynamic += 1
+            i = self._value_ids[terms] = len(self.values)
+            self.values.append(terms)
+        return i
+
+    def term_ids(self, ids: np.ndarray, rule_of: Callable[[int], Node], doc: Document) -> np.ndarray:
+        """The terms id of each rule in `ids` (rule ids that match `doc`):
+        `self.values[id]` is what `terms_of` gives for it."""
+        if self._dynamic > self.DYNAMIC_LIMIT:
+            self.generation += 1
+            self._reset()
+        if not len(ids):
+            return np.zeros(0, dtype=np.int32)
+        grid = self._grid
+        if int(ids[-1]) >= len(grid.kind):  # ids ascend
+            grid = self._grid = grid.grown(int(ids[-1]) + 1)
+        kind = grid.kind[ids]
+        if not kind.all():
+            for i in ids[kind == UNPLANNED].tolist():
+                self._plan(i, rule_of(i))
+            grid = self._grid
+            kind = grid.kind[ids]
+        out = grid.const[ids]  # final for the CONSTANT rows
+        memo: TermsMemo | None = None
+        rows = np.flatnonzero(kind == LEAVES)
+        if len(rows):
+            rules = ids[rows]
+            leaves = grid.leaves[rules]
+            marked = self._mark(doc, leaves)
+            have = self._flags[leaves]
+            self._flags[marked] = False
+            count = have.sum(axis=1)
+            one = count == 1
+            out[rows[one]] = grid.single[rules[one], have[one].argmax(axis=1)]
+            out[rows[count == 0]] = self._empty
+            several = np.flatnonzero(count > 1)
+            if len(several):
+                # Two or more occur: ordered by position, as `terms_of` does.
+                memo = TermsMemo(doc, self.planner)
+                plans = self._plans
+                for j, i in zip(rows[several].tolist(), rules[several].tolist()):
+                    out[j] = self._intern_dynamic(terms_of(plans[i], memo))
+        rows = np.flatnonzero(kind == GENERAL)
+        if len(rows):
+            if memo is None:
+                memo = TermsMemo(doc, self.planner)
+            plans = self._plans
+            for j, i in zip(rows.tolist(), ids[rows].tolist()):
+                out[j] = self._intern_dynamic(terms_of(plans[i], memo))
+        return out
+
+    def _mark(self, doc: Document, leaves: np.ndarray) -> list[int]:
+        """Set the flags of the leaves `doc` has (all of those the table
+        reads, and those of `leaves` only Python can look for); returns what
+        it set, to be cleared."""
+        marked: list[int] = []
+        for name, known in self._leaf_ids.items():
+            found = doc.table(name) & known.keys()
+            if found:
+                marked += [known[k] for k in found]
+        if self._python_leaves:
+            python = leaves[self._python_mask[leaves]]
+            if len(python):
+                known = self._python_leaves
+                marked += [i for i in set(python.tolist()) if first_occurrence(known[i], doc) is not None]
+        if marked:
+            self._flags[marked] = True
+        return marked
+
+    def _plan(self, i: int, rule: Node) -> None:
+        grid = self._grid
+        node = rule.__class__
+        # The commonest rules first, without the planner: one leaf (its
+        # term, since the rule matched), and an OR of plain terms (`a OR b`).
+        if node is Term or node is Phrase or node is Prefix:
+            grid.kind[i] = CONSTANT
+            grid.const[i] = self._intern((rule.text,))
+            return
+        plan = None
+        if node is Or and len(rule.children) <= SLOTS and \
+                all(c.__class__ is Term and c.fields == BOTH for c in rule.children):
+            plan = FlatPlan(part for c in rule.children for part in (STEMS, c.stem, c.text))
+        else:
+            plan = self.planner.plan(rule)
+        kind = plan.__class__
+        if kind is tuple:
+            grid.kind[i] = CONSTANT
+            grid.const[i] = self._intern(plan)
+            return
+        leaves = None
+        if kind is OrPlan:
+            # The same leaves as a FlatPlan: with distinct keys in one table
+            # (so distinct positions) and distinct terms, the same answer.
+            table = plan[0]
+            leaves = [(table, key, one[0]) for key, one in zip(plan[1::2], plan[2::2])]
+            plan = FlatPlan(part for leaf in leaves for part in leaf)
+        elif kind is FlatPlan:
+            parts = iter(plan)
+            leaves = list(zip(parts, parts, parts))
+        self._plans[i] = plan
+        if leaves is None or len(leaves) > SLOTS or len({text for _, _, text in leaves}) < len(leaves):
+            grid.kind[i] = GENERAL
+            return
+        for slot, (table, key, text) in enumerate(leaves):
+            grid.leaves[i, slot] = self._leaf_id(table, key)
+            grid.single[i, slot] = self._intern((text,))
+        grid.kind[i] = LEAVES
+
+    def _leaf_id(self, table: int, key: Hashable) -> int:
+        if table == OTHER:
+            leaf = self.planner.leaves[key]
+            if isinstance(leaf, Phrase) and len(leaf.words) == 2:
+                name, key, leaf = _PAIR_TABLE[leaf.fields], leaf.words, None
+        else:
+            name, leaf = _DOC_TABLE[table], None
+        if leaf is None:
+            known = self._leaf_ids.setdefault(name, {})
+            i = known.get(key)
+            if i is None:
+                i = known[key] = self._new_leaf()
+            return i
+        # Prefixes and longer phrases, by the planner's leaf id.
+        i = self._python_ids.get(key)
+        if i is None:
+            i = self._python_ids[key] = self._new_leaf()
+            self._python_leaves[i] = leaf
+            self._python_mask[i] = True
+        return i
+
+    def _new_leaf(self) -> int:
+        i = self._next_leaf
+        self._next_leaf += 1
+        if i >= len(self._flags):
+            n = 2 * len(self._flags)
+            self._flags = np.zeros(n, dtype=bool)
+            mask = np.zeros(n, dtype=bool)
+            mask[: len(self._python_mask)] = self._python_mask
+            self._python_mask = mask
+        return i

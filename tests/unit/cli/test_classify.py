@@ -158,3 +158,18 @@ def test_lines_are_what_json_dumps_gives(tmp_path, capsys):
     assert (code, err) == (0, "")
     assert out == "".join(json.dumps({"article": a, "rule": r, "terms": t}, ensure_ascii=False) + "\n"
                           for a, r, t in expected)
+
+
+def test_output_is_the_same_when_the_matcher_renumbers_its_terms(tmp_path, capsys, monkeypatch):
+    # The matcher numbers distinct term tuples and starts over past a limit;
+    # the command's encoded pieces must follow (limit 0: before every article).
+    from services.rules.terms import TermsTable
+
+    rules = ("- {name: a, query: 'oil OR gas OR pipeline'}\n- {name: b, query: 'oil* OR oil'}\n"
+             "- {name: c, query: 'gas'}\n- {name: d, query: 'oil NEAR/3 gas'}\n")
+    articles = "".join(json.dumps({"id": i, "title": t, "summary": s}) + "\n" for i, (t, s) in enumerate(
+        [("Oil and gas", "pipeline"), ("gas", "oil"), ("pipeline", ""), ("oilfield gas", "oil")] * 3))
+    code, normal, _ = run(tmp_path, capsys, rules, articles)
+    monkeypatch.setattr(TermsTable, "DYNAMIC_LIMIT", 0)
+    assert run(tmp_path, capsys, rules, articles) == (code, normal, "")
+    assert code == 0 and normal.count("\n") > 12

@@ -306,11 +306,38 @@ def test_bulk_terms_share_leaves_between_rules():
     matcher.add("a", "oil gas")
     matcher.add("b", "gas OR oils")
     matcher.add("c", "title:oil gas")
-    assert matcher._plans == [None, None, None]  # plans are made when first asked for
+    assert not matcher._terms._grid.kind[:3].any()  # plans are made when first asked for
     got = matcher.match({"title": "gas", "summary": "oil"})
     assert got.terms() == [("a", ("gas", "oil")), ("b", ("gas", "oils"))]
     matcher.add("d", "pipe* OR pipeline* OR oil")
     matcher.add("e", "pipe* gas")
     got = matcher.match({"title": "gas pipeline", "summary": ""})
     assert got.terms() == [("b", ("gas",)), ("d", ("pipe*", "pipeline*")), ("e", ("gas", "pipe*"))]
-    assert len(matcher._planner.leaves) == 2  # pipe* once for both rules
+    assert len(matcher._terms.planner.leaves) == 2  # pipe* once for both rules
+
+
+@pytest.mark.parametrize("limit", [500_000, 0])
+def test_bulk_term_ids_agree_with_evaluate(limit):
+    # The array path (one leaf of several occurs), the ordered fallback
+    # (several occur, ties at one position broken by the term) and the
+    # constant rules; with limit 0 the interned tuples start over before
+    # every article.
+    queries = ["oil", "oil OR gas OR pipeline", "oil* OR oil", "tariff OR tariffs", '"export duty" OR gas',
+               '"export duty" OR oil OR gas*', "title:oil gas", "gas -oil", "lang:ru (нефть OR газ)",
+               "oil NEAR/3 gas", "a OR b OR c OR d OR oil", "country:KZ oil"]
+    matcher = Matcher(PRESETS)
+    matcher._terms.DYNAMIC_LIMIT = limit
+    for i, q in enumerate(queries):
+        matcher.add(i, q)
+    docs = [Document("Oil and gas", "the export duty on oil pipelines"), Document("Gas", "oil"),
+            Document("Нефть", "газ и нефть"), Document("Kazakhstan oil exports", "tariffs and the tariff"),
+            Document("", "")]
+    for doc in docs:
+        got = matcher.match(doc)
+        ids, term_ids = got.term_ids()
+        generation, values = matcher.terms_values()
+        keys = matcher.keys_by_id()
+        want = [(k, tuple(e.terms())) for k, e in reference({i: parse(q, PRESETS) for i, q in enumerate(queries)},
+                                                             doc).items()]
+        assert [(keys[i], values[t]) for i, t in zip(ids.tolist(), term_ids.tolist())] == want
+        assert got.terms() == want
