@@ -40,11 +40,37 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One channel of a tenant's subscription (services/accounts/live.py):
+    its target (the channel module's form), its id in the database and, for
+    a webhook, its body format."""
+
+    target: str
+    channel_id: str
+    format: str | None = None
+
+
+@dataclass(frozen=True)
 class Subscription:
+    """A subscription as the pipelines match it: one of the config file's
+    (`id` None, known by its name) or a tenant's from the database (known by
+    its id: names are only unique per tenant; the alert still shows the name).
+    `channels` are the targets; a tenant's also has `routes`, one per channel
+    it may send to (existing and confirmed), in the same order."""
+
     name: str
     channels: tuple[str, ...]
     query: str | None = None  # news rule in the query language (docs/rules.md)
     fx: dict | None = None    # currency rule (docs/fx.md), validated by services.fx.rules
+    id: str | None = None
+    tenant_id: str | None = None
+    routes: tuple[Route, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """What identifies it: the id for a tenant's, the name for the config's.
+        (FX rule state is stored under it.)"""
+        return self.id if self.id is not None else self.name
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from services.net.fetch import FetchState, SourceError
 from services.redact import redact_text
 
 if TYPE_CHECKING:
-    from services.config import Source, Subscription
+    from services.config import Route, Source, Subscription
     from services.delivery.queue import Queue
     from services.fx.pipeline import FxSubscription
     from services.news.classify import Classifier
@@ -70,13 +70,21 @@ def pipeline_for(kind: str) -> Pipeline:
 
 # --- what flows through a poll --------------------------------------------------
 
-@dataclass(frozen=True)
 class Subscriptions:
-    """The config's subscriptions, compiled once per config: the news queries
-    in one index, the FX rules parsed."""
+    """The subscriptions a poll matches: the news queries in one index (a
+    Classifier), the FX rules parsed. Built once from the config's
+    (`of`), then changed one subscription at a time: a tenant's is put or
+    dropped by its id (services/accounts/live.py), and the config's are
+    replaced as a whole when the file changes (`set_config`), so a change
+    never re-parses the others."""
 
-    news: Classifier | None
-    fx: tuple[FxSubscription, ...] = ()
+    def __init__(self, news: Classifier | None = None, fx: Sequence[FxSubscription] = ()):
+        self.news = news
+        # FX rules by their key, each with its place in the output order.
+        self._fx: dict[tuple, tuple[tuple, FxSubscription]] = {}
+        self._fx_tuple: tuple[FxSubscription, ...] | None = None
+        for i, sub in enumerate(fx):
+            self._fx[_key(sub.id, sub.name)] = ((0, i), sub)
 
     @classmethod
     def of(cls, subscriptions: Sequence[Subscription]) -> Subscriptions:
@@ -86,6 +94,88 @@ class Subscriptions:
 
         return cls(Classifier(subscriptions), tuple(fx_subscriptions(subscriptions)))
 
+    @property
+    def fx(self) -> tuple[FxSubscription, ...]:
+        """The FX rules: the config's in file order, then the tenants' by id."""
+        if self._fx_tuple is None:
+            self._fx_tuple = tuple(sub for _, sub in sorted(self._fx.values(), key=lambda p: p[0]))
+        return self._fx_tuple
+
+    def set_config(self, subscriptions: Sequence[Subscription]) -> None:
+        """Replace the config file's subscriptions (the tenants' stay as they are)."""
+        from services.fx.pipeline import fx_subscriptions
+
+        self._ensure_news()
+        self.news.set_config(subscriptions)
+        for key in [k for k in self._fx if k[0] == CONFIG]:
+            del self._fx[key]
+        for i, sub in enumerate(s for s in subscriptions if s.fx is not None):
+            [parsed] = fx_subscriptions([sub])
+            self._fx[_key(None, sub.name)] = ((0, i), parsed)
+        self._fx_tuple = None
+
+    def put(self, subscription: Subscription) -> None:
+        """Add or replace a tenant's subscription (by its id); raises
+        RuleError or ValueError when its rule does not parse (then nothing
+        of it is left in here)."""
+        from services.fx.pipeline import fx_subscription
+
+        key = _key(subscription.id, subscription.name)
+        self.drop(subscription.id)
+        if subscription.query is not None:
+            self._ensure_news()
+            self.news.put(subscription)
+        elif subscription.fx is not None:
+            self._fx[key] = ((1, subscription.id), fx_subscription(subscription))
+            self._fx_tuple = None
+
+    def put_many(self, subscriptions: Sequence[Subscription]) -> list[tuple[Subscription, Exception]]:
+        """`put` for many tenants' subscriptions at once (a worker's start);
+        returns those whose rule did not parse, with the error, and goes on."""
+        from services.fx.pipeline import fx_subscription
+
+        news, failed = [], []
+        for sub in subscriptions:
+            self.drop(sub.id)
+            if sub.query is not None:
+                news.append(sub)
+            elif sub.fx is not None:
+                try:
+                    self._fx[_key(sub.id, sub.name)] = ((1, sub.id), fx_subscription(sub))
+                except ValueError as exc:
+                    failed.append((sub, exc))
+        self._fx_tuple = None
+        if news:
+            self._ensure_news()
+            failed += self.news.put_many(news)
+        return failed
+
+    def drop(self, subscription_id: str) -> None:
+        """Remove a tenant's subscription, if it is here."""
+        if self.news is not None:
+            self.news.remove(subscription_id)
+        if self._fx.pop(_key(subscription_id, ""), None) is not None:
+            self._fx_tuple = None
+
+    def __contains__(self, subscription_id: str) -> bool:
+        return (self.news is not None and subscription_id in self.news) or \
+            _key(subscription_id, "") in self._fx
+
+    def _ensure_news(self) -> None:
+        if self.news is None:
+            from services.news.classify import Classifier
+
+            self.news = Classifier(())
+
+
+CONFIG, TENANT = "config", "tenant"
+
+
+def _key(subscription_id: str | None, name: str) -> tuple[str, str]:
+    """A subscription's key in the indexes: a tenant's by id, the config's by
+    name (tagged, so neither can shadow the other)."""
+    return (TENANT, subscription_id) if subscription_id is not None else (CONFIG, name)
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -93,11 +183,35 @@ class Notice:
     before it is routed to the subscription's channels and rendered."""
 
     subject: Any  # what the pipeline's `email` and `webhook` render
-    subscription: str
+    subscription: str  # its name, as the alert shows it
     channels: tuple[str, ...]
     item_source: str  # the outbox row's item: where it came from, and its id there
     item_id: str
     key: tuple[str, ...]  # what makes it this notice; with the channel, the idempotency key
+    # A tenant's subscription: its channels with their ids (then the
+    # idempotency key takes the channel's id, not its target).
+    routes: tuple[Route, ...] = ()
+    tenant_id: str | None = None
+    subscription_id: str | None = None
+
+    @classmethod
+    def to(cls, sub: Subscription | FxSubscription, subject: Any, item_source: str, item_id: str,
+           key: tuple) -> Notice:
+        """The notice of `subject` for `sub`; `key` names the subscription
+        with the placeholder SUBSCRIPTION. The config file's put their name
+        there -- exactly the keys written before tenants existed, so their
+        outbox rows still dedupe -- a tenant's its id, under a kind of their
+        own ("news@tenant")."""
+        if sub.id is None:
+            key = tuple(sub.name if part is SUBSCRIPTION else part for part in key)
+            return cls(subject, sub.name, tuple(sub.channels), item_source, item_id, key=key)
+        key = (f"{key[0]}@tenant", *(sub.id if part is SUBSCRIPTION else part for part in key[1:]))
+        return cls(subject, sub.name, tuple(sub.channels), item_source, item_id, key=key,
+                   routes=tuple(sub.routes), tenant_id=sub.tenant_id, subscription_id=sub.id)
+
+
+# Where a notice's key names its subscription (Notice.to).
+SUBSCRIPTION = object()
 
 
 @dataclass(frozen=True)
@@ -197,20 +311,38 @@ def saved_validators(store: Store, source: Source) -> FetchState | None:
 def rendered(pipeline: Pipeline, notices: Sequence[Notice], now: datetime,
              templates_dir: Path) -> list[NewDelivery]:
     """Route and render: one delivery per channel of each notice. A payload
-    depends on the notice and on the kind of channel, not on its address, so
-    each kind is rendered once per notice."""
+    depends on the notice and on the kind of channel (and a tenant's
+    webhook's format), not on its address, so each is rendered once per
+    notice."""
     from services.store.db import NewDelivery  # SQLAlchemy: not for config validation
 
     out = []
     for notice in notices:
-        payloads: dict[str, dict] = {}
+        payloads: dict[tuple, dict] = {}
+
+        def payload(kind: str, fmt: str | None) -> dict:
+            look = (kind, (fmt or "json") if kind == "webhook" else None)
+            if look not in payloads:
+                if kind == "email":
+                    payloads[look] = pipeline.email(notice.subject, now, templates_dir)
+                else:
+                    # Every format is "json" (services/accounts/channels.py
+                    # FORMATS): the pipeline's own webhook body.
+                    payloads[look] = pipeline.webhook(notice.subject, now, templates_dir)
+            return payloads[look]
+
+        if notice.routes:
+            for route in notice.routes:
+                out.append(NewDelivery(
+                    idempotency_key(*notice.key, route.channel_id), notice.item_source, notice.item_id,
+                    notice.subscription, route.target, payload(channels.kind(route.target), route.format),
+                    tenant_id=notice.tenant_id, subscription_id=notice.subscription_id,
+                    channel_id=route.channel_id))
+            continue
         for channel in notice.channels:
-            kind = channels.kind(channel)
-            if kind not in payloads:
-                render = pipeline.email if kind == "email" else pipeline.webhook
-                payloads[kind] = render(notice.subject, now, templates_dir)
             out.append(NewDelivery(idempotency_key(*notice.key, channel), notice.item_source,
-                                   notice.item_id, notice.subscription, channel, payloads[kind]))
+                                   notice.item_id, notice.subscription, channel,
+                                   payload(channels.kind(channel), None)))
     return out
 
 

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     api_rate_limit: int = 600
     # Stored articles (rule previews, currency alerts' news links) are kept this long.
     retention_days: int = 90
+    # Whether workers match the config file's subscriptions besides the
+    # tenants' in the database. Off: only the file's sources are used (`tulpar
+    # run` applies the demo file to a demo tenant instead).
+    config_subscriptions: bool = True
 
     @property
     def retry_delays(self) -> list[float]:

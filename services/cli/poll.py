@@ -1,4 +1,6 @@
-"""`tulpar poll --once`: one poll of every source, then exit (cron, tests)."""
+"""`tulpar poll --once`: one poll of every source, then exit (cron, tests).
+Matches the same subscriptions as the workers: the config file's and the
+tenants' (services/accounts/live.py)."""
 from __future__ import annotations
 
 import sys
@@ -17,7 +19,7 @@ def register(sub) -> None:
 
 def handle(args) -> int:
     from services import config as config_mod
-    from services.polling import Subscriptions
+    from services.accounts.live import Live
     from services.settings import Settings
     from services.store import schema
 
@@ -35,14 +37,17 @@ def handle(args) -> int:
     except schema.SchemaError as exc:  # not migrated, or no database at all
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
-    subscriptions = Subscriptions.of(cfg.subscriptions)
+    # The config file's subscriptions (unless TULPAR_CONFIG_SUBSCRIPTIONS is
+    # off) and the tenants' in the database, as the workers match them.
+    live = Live(store, cfg.subscriptions if settings.config_subscriptions else ())
     queue = None
     if settings.redis_url:
         from services.delivery.queue import Queue
 
         queue = Queue(settings.redis_url)
     while True:
-        failed = poll_all(cfg, subscriptions, store, settings, queue)
+        live.refresh()
+        failed = poll_all(cfg, live.subscriptions, store, settings, queue)
         if args.once:
             return 1 if failed else 0
         time.sleep(min((s.interval for s in cfg.sources), default=settings.poll_interval))

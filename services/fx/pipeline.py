@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services import polling
 from services.countries import COUNTRIES
-from services.config import Source, Subscription
+from services.config import Route, Source, Subscription
 from services.fx import chart
 from services.fx import render as render_fx
 from services.fx import rules as fx_rules
@@ -53,13 +53,29 @@ class FxSubscription:
     name: str
     rule: fx_rules.Rule
     channels: tuple[str, ...]
+    # A tenant's subscription (services/accounts/live.py): its id, tenant and
+    # channels with their ids; None and () for the config file's.
+    id: str | None = None
+    tenant_id: str | None = None
+    routes: tuple[Route, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """What its rule state is stored under: a tenant's id (names are
+        only unique per tenant), the config's name (as before tenants)."""
+        return self.id if self.id is not None else self.name
+
+
+def fx_subscription(s: Subscription) -> FxSubscription:
+    """One fx: subscription with its rule parsed (ValueError if it does not)."""
+    return FxSubscription(s.name, fx_rules.parse_rule({"name": s.name, **s.fx}), tuple(s.channels),
+                          id=s.id, tenant_id=s.tenant_id, routes=tuple(s.routes))
 
 
 def fx_subscriptions(subscriptions: Iterable[Subscription]) -> list[FxSubscription]:
     """The config's fx: subscriptions with their rules parsed (config.py has
     already validated them, so this does not fail on a loaded config)."""
-    return [FxSubscription(s.name, fx_rules.parse_rule({"name": s.name, **s.fx}), tuple(s.channels))
-            for s in subscriptions if s.fx is not None]
+    return [fx_subscription(s) for s in subscriptions if s.fx is not None]
 
 
 @dataclass(frozen=True)
@@ -75,13 +91,14 @@ class Decision:
 def decide(subs: Sequence[FxSubscription], stored: Sequence[Quote], fresh: Sequence[Quote],
            saved: dict[str, SavedRuleState]) -> tuple[list[Decision], dict[str, RuleStateUpdate]]:
     """Alerts and the new rule states, given what was stored before this poll
-    (`stored`), what this poll adds (`fresh`) and the saved states."""
+    (`stored`), what this poll adds (`fresh`) and the saved states (both by
+    the subscription's key)."""
     before, after = by_pair(stored), by_pair([*stored, *fresh])
     decisions: list[Decision] = []
     updates: dict[str, RuleStateUpdate] = {}
     for sub in subs:
         points = series(sub.rule.pair, after)
-        prior = saved.get(sub.name)
+        prior = saved.get(sub.key)
         if prior is None:
             old = series(sub.rule.pair, before)
             start = old[-1].at if old else None
@@ -95,7 +112,7 @@ def decide(subs: Sequence[FxSubscription], stored: Sequence[Quote], fresh: Seque
             alert, state = fx_rules.evaluate(sub.rule, points, new, state)
             if alert is not None:
                 decisions.append(Decision(sub, alert, points))
-        updates[sub.name] = RuleStateUpdate(prior.evaluated_until if prior else None,
+        updates[sub.key] = RuleStateUpdate(prior.evaluated_until if prior else None,
                                             SavedRuleState(state, todo[-1].at))
     return decisions, updates
 
@@ -147,7 +164,7 @@ def notices(quotes: list[Quote], subscriptions: polling.Subscriptions, store: St
                   if isinstance(s.rule, fx_rules.ChangeRule)), default=timedelta(0))
     since = min(now, min(q.at for q in quotes)) - LOOKBACK - window
     stored = rate_store.history(store, since)
-    saved = rate_store.rule_states(store, [s.name for s in subs])
+    saved = rate_store.rule_states(store, [s.key for s in subs])
     decisions, updates = decide(subs, stored, quotes, saved)
     return polling.Decided([notice(replace(d, news=recent_news(store, d.alert.pair))) for d in decisions],
                            remember=updates)
@@ -156,9 +173,10 @@ def notices(quotes: list[Quote], subscriptions: polling.Subscriptions, store: St
 def notice(decision: Decision) -> polling.Notice:
     sub, alert = decision.subscription, decision.alert
     # Same rule, pair and moment -> same key: a re-poll after a crash (or a
-    # second poller racing this one) cannot write the alert twice.
-    return polling.Notice(decision, sub.name, sub.channels, alert.source, f"{alert.pair}@{alert.at.isoformat()}",
-                          key=("fx", sub.name, alert.pair, alert.at.isoformat()))
+    # second poller racing this one) cannot write the alert twice. The
+    # config's: ("fx", name, pair, moment), as before tenants existed.
+    return polling.Notice.to(sub, decision, alert.source, f"{alert.pair}@{alert.at.isoformat()}",
+                             key=("fx", polling.SUBSCRIPTION, alert.pair, alert.at.isoformat()))
 
 
 def email(decision: Decision, now: datetime, templates_dir: Path) -> dict:

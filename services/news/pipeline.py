@@ -39,8 +39,8 @@ def notices(articles: list[Article], subscriptions: polling.Subscriptions, store
 
 def notice(match: Match) -> polling.Notice:
     article, sub = match.article, match.subscription
-    return polling.Notice(match, sub.name, tuple(sub.channels), article.source, article.id,
-                          key=("news", article.source, article.id, sub.name))
+    return polling.Notice.to(sub, match, article.source, article.id,
+                             key=("news", article.source, article.id, polling.SUBSCRIPTION))
 
 
 def email(match: Match, now: datetime, templates_dir: Path) -> dict:

@@ -13,7 +13,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.store.models import (GAVE_UP, Attempt, AttemptOutcome, Base, Delivery, DeliveryStatus,
+from services.store.models import (GAVE_UP, Attempt, AttemptOutcome, Base, Channel, Delivery, DeliveryStatus,
                                    SeenArticle, SourceState, StoredArticle)
 
 # Deliveries a worker may claim (besides a `sending` one whose lease ran out).
@@ -256,6 +256,12 @@ class Store:
                 .outerjoin(last, last.c.delivery_id == Delivery.id).where(gave_up)
                 .order_by(last.c.at.desc().nulls_last(), Delivery.id.desc()).limit(limit))
             return count, [GivenUp(*row) for row in rows]
+
+    def channel(self, channel_id: str) -> Channel | None:
+        """A tenant's channel by id (the outbox's look-up at send time: its
+        webhook secret is read here, never copied into a delivery)."""
+        with self.sessions() as s:
+            return s.get(Channel, channel_id)
 
     def delivery(self, delivery_id: int) -> Delivery | None:
         with self.sessions() as s:

@@ -254,3 +254,25 @@ def test_each_channel_gets_one_delivery_rendered_once_per_kind(channels, kinds, 
     assert [d.idempotency_key for d in out] == [polling.idempotency_key("news", "wire", "g1", "sub", c)
                                                 for c in channels]
     assert renders.calls == calls
+
+
+def test_a_tenants_notice_goes_to_its_routes_keyed_by_channel_id():
+    from services.config import Route
+
+    renders = Renders()
+    sub = Subscription("cpc", ("mailto:a@example.com", "https://h.example/x"), query="cpc", id="sub_1",
+                       tenant_id="tn_1", routes=(Route("mailto:a@example.com", "ch_a"),
+                                                 Route("https://h.example/x", "ch_x", "json")))
+    notice = polling.Notice.to(sub, "the news", "wire", "g1", key=("news", "wire", "g1", polling.SUBSCRIPTION))
+    assert notice.key == ("news@tenant", "wire", "g1", "sub_1")
+    out = polling.rendered(renders.pipeline(), [notice], T_POLL, Settings().templates_dir)
+    assert [(d.channel, d.subscription, d.tenant_id, d.subscription_id, d.channel_id, d.payload["kind"])
+            for d in out] == [("mailto:a@example.com", "cpc", "tn_1", "sub_1", "ch_a", "email"),
+                              ("https://h.example/x", "cpc", "tn_1", "sub_1", "ch_x", "webhook")]
+    assert [d.idempotency_key for d in out] == [polling.idempotency_key("news@tenant", "wire", "g1", "sub_1", c)
+                                                for c in ("ch_a", "ch_x")]
+    assert renders.calls == ["email", "webhook"]
+    # The config's subscription of the same name keeps its old key.
+    config = polling.Notice.to(Subscription("cpc", ("mailto:a@example.com",), query="cpc"), "the news", "wire",
+                               "g1", key=("news", "wire", "g1", polling.SUBSCRIPTION))
+    assert config.key == ("news", "wire", "g1", "cpc") and config.routes == ()

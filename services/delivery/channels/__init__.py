@@ -41,6 +41,15 @@ def validate_target(target: str, settings: Settings) -> None:
     _channel(target).validate(target, settings)
 
 
-def deliver(target: str, payload: dict, *, settings: Settings, idempotency_key: str) -> None:
-    """Send `payload` to `target`; raises RetryableError or PermanentError on failure."""
-    _channel(target).send(target, payload, settings=settings, idempotency_key=idempotency_key)
+def deliver(target: str, payload: dict, *, settings: Settings, idempotency_key: str,
+            secret: str | None = None) -> None:
+    """Send `payload` to `target`; raises RetryableError or PermanentError on failure.
+
+    `secret`: a tenant's webhook channel's own signing secret ("" for none);
+    None signs with TULPAR_WEBHOOK_SECRET, as the config file's webhooks are.
+    Email takes no secret."""
+    channel = _channel(target)
+    if channel is webhook:
+        channel.send(target, payload, settings=settings, idempotency_key=idempotency_key, secret=secret)
+    else:
+        channel.send(target, payload, settings=settings, idempotency_key=idempotency_key)

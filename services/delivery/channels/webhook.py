@@ -1,8 +1,11 @@
 """POST a rendered JSON body to an http(s) URL, signed the Standard Webhooks way.
 
-Headers: Content-Type, Idempotency-Key, and when Settings.webhook_secret is set
+Headers: Content-Type, Idempotency-Key, and when there is a secret
 `webhook-id` (the idempotency key), `webhook-timestamp` and
 `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+The secret is a tenant's channel's own (Channel.secret, which the outbox
+looks up at send time) or, for the config file's webhooks,
+Settings.webhook_secret (TULPAR_WEBHOOK_SECRET).
 
 The secret is either `whsec_<base64>` (the standard's format: the HMAC key is
 the decoded bytes, so receivers using a standardwebhooks library take it as is)
@@ -39,20 +42,21 @@ def validate(target: str, settings: Settings) -> None:
     urlsafety.check_url(target, allow_private=settings.allow_private_targets, resolve=False)
 
 
-def secret_key(secret: str) -> bytes:
+def secret_key(secret: str, what: str = "TULPAR_WEBHOOK_SECRET") -> bytes:
     if secret.startswith("whsec_"):
         try:
             return base64.b64decode(secret[len("whsec_"):], validate=True)
         except (binascii.Error, ValueError):
-            # Never echo the secret: say which setting is wrong, not its value.
-            raise ValueError("TULPAR_WEBHOOK_SECRET starts with whsec_ but the rest "
+            # Never echo the secret: say which one is wrong, not its value.
+            raise ValueError(f"{what} starts with whsec_ but the rest "
                              "is not valid base64") from None
     return secret.encode("utf-8")
 
 
-def signature_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signature_headers(secret: str, msg_id: str, timestamp: int, body: bytes,
+                      what: str = "TULPAR_WEBHOOK_SECRET") -> dict[str, str]:
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.new(secret_key(secret, what), signed, hashlib.sha256).digest()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
@@ -101,13 +105,23 @@ def _retry_after(response: httpx.Response) -> float | None:
     return retry_after_seconds(response.headers.get("retry-after"), time.time())
 
 
-def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str) -> None:
+def send(target: str, payload: dict, *, settings: Settings, idempotency_key: str,
+         secret: str | None = None) -> None:
+    """POST `payload`; `secret` is a tenant's channel's ("" for none), None
+    takes TULPAR_WEBHOOK_SECRET."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
                "User-Agent": settings.user_agent}
-    secret = settings.webhook_secret.get_secret_value()
+    what = "the channel's secret" if secret is not None else "TULPAR_WEBHOOK_SECRET"
+    if secret is None:
+        secret = settings.webhook_secret.get_secret_value()
     if secret:
-        headers |= signature_headers(secret, idempotency_key, int(time.time()), body)
+        try:
+            headers |= signature_headers(secret, idempotency_key, int(time.time()), body, what)
+        except ValueError as exc:
+            if what == "TULPAR_WEBHOOK_SECRET":
+                raise  # the operator's setting: a configuration error, as before
+            raise PermanentError(str(exc), target=target) from None
     try:
         with httpclient.client(settings.http_timeout) as http, \
                 httpclient.stream(http, "POST", target, headers=headers, content=body,

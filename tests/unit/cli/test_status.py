@@ -36,7 +36,7 @@ def fill(store, monkeypatch, given_up: int, permanent: int, sent: int) -> list[i
     settings = Settings(retry_schedule="1m")  # two attempts, then given up
     script: dict[str, list] = {}
 
-    def fake(target, payload, *, settings, idempotency_key):
+    def fake(target, payload, *, settings, idempotency_key, secret=None):
         error = script[idempotency_key].pop(0)
         if error:
             raise error

@@ -39,7 +39,7 @@ class FakeChannel:
         self.script = list(script)
         self.sent: list[tuple[str, str]] = []
 
-    def __call__(self, target, payload, *, settings, idempotency_key):
+    def __call__(self, target, payload, *, settings, idempotency_key, secret=None):
         self.sent.append((target, idempotency_key))
         error = self.script.pop(0) if self.script else None
         if error is not None:

@@ -382,3 +382,31 @@ def test_racing_polls_of_one_move_alert_once(desk_for):
     assert len(won) == 1 and won[0].matched == 2
     assert len(desk.store.deliveries()) == 2 * len(CHANNELS)
     assert rate_store.observation_count(desk.store) == 6
+
+
+def test_tenants_fx_subscriptions_keep_their_state_under_their_ids(desk_for):
+    # Two tenants' subscriptions may share a name: each is its own rule state
+    # and its own alert, and the config's same-named one keeps its own too.
+    from services.config import Route
+    from services.store.models import FxRuleState
+
+    desk = desk_for({"usd": USD_UP_1})
+    desk.subs += [FxSubscription("usd", parse_rule({"name": "usd", **USD_UP_1}), ("https://h.example/t1",),
+                                 id=f"sub_{t}", tenant_id=f"tn_{t}", routes=(Route("https://h.example/t1", f"ch_{t}",
+                                                                                    "json"),))
+                  for t in (1, 2)]
+    for n, usd in ((0, "500"), (1, "510")):
+        desk.publish(n, usd)
+        report = desk.poll(n)
+    assert report.matched == 3
+    with desk.store.sessions() as s:
+        assert sorted(r.subscription for r in s.query(FxRuleState)) == ["sub_1", "sub_2", "usd"]
+    rows = desk.store.deliveries()
+    assert [(d.subscription, d.tenant_id, d.subscription_id, d.channel_id) for d in rows] == [
+        ("usd", None, None, None), ("usd", None, None, None),
+        ("usd", "tn_1", "sub_1", "ch_1"), ("usd", "tn_2", "sub_2", "ch_2")]
+    assert len({d.idempotency_key for d in rows}) == 4
+    # The config's keeps exactly the key it had before tenants existed.
+    at_ = [d for d in rows if d.tenant_id is None][0].item_id.split("@", 1)[1]
+    assert {d.idempotency_key for d in rows if d.tenant_id is None} == {
+        polling.idempotency_key("fx", "usd", "USD/KZT", at_, c) for c in CHANNELS}

@@ -1,0 +1,157 @@
+"""The workers' side of the accounts: the subscriptions a worker matches, kept
+up to date incrementally.
+
+What a worker matches is the config file's subscriptions (unless
+TULPAR_CONFIG_SUBSCRIPTIONS is off) plus the tenants' in the database that
+are not paused, each routed only to its channels that exist and are
+confirmed (an email channel is unconfirmed until its link is followed, and
+nothing is sent to it before); one with no such channel is not matched at
+all.
+
+`Live` loads them all once, remembering the newest change (`seq` of the
+subscription_change log, which every write in subscriptions.py and
+channels.py appends to in its own transaction). `refresh()` -- at the start
+of every poll -- reads the log past that point in one query on its primary
+key and reloads only the subscriptions it names: each is put into the index
+again, or dropped when it is gone, paused or left without a channel. The
+others are not touched, let alone parsed again.
+
+A change's `seq` is handed out when it is inserted, not when it commits: on
+PostgreSQL a transaction holding seq 10 may commit after one holding 11. A
+worker that saw 11 would skip 10 for ever, so a number missing below the
+newest one seen is looked for again on each refresh for GAP_WAIT seconds
+(after that it was a rolled-back insert). SQLite has one writer at a time
+and hands out no such holes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.config import Route, Subscription
+from services.polling import Subscriptions
+from services.store import Store
+from services.store.models import Channel, ChannelType, SubscriptionChange, SubscriptionChannel, TenantSubscription
+
+log = logging.getLogger("tulpar.live")
+
+GAP_WAIT = 60.0     # seconds a missing seq is looked for again
+MAX_GAPS = 10_000   # beyond this many holes at once, the oldest are given up
+CHUNK = 500         # ids per IN (...) when reloading
+WEBHOOK_FORMATS = {"json"}  # services/accounts/channels.py FORMATS
+
+
+class Live:
+    """The subscriptions one worker process matches (`subscriptions`, what
+    the pipelines take), loaded at construction."""
+
+    def __init__(self, store: Store, config_subscriptions: Sequence[Subscription] = (), *,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.clock = clock
+        self.subscriptions = Subscriptions.of(config_subscriptions)
+        self.applied = 0                  # the newest seq applied
+        self.gaps: dict[int, float] = {}  # seq below `applied` not seen yet -> when first missed
+        self.load()
+
+    def set_config(self, config_subscriptions: Sequence[Subscription]) -> None:
+        """The config file changed: replace its subscriptions, not the tenants'."""
+        self.subscriptions.set_config(config_subscriptions)
+
+    def load(self) -> int:
+        """Every tenant's subscription that can send; returns how many."""
+        with self.store.sessions() as s:
+            # The log's head first: a change committed after this read is
+            # applied by the next refresh, even if the load below saw it too
+            # (applying one twice changes nothing).
+            top = s.scalar(select(sa.func.max(SubscriptionChange.seq))) or 0
+            subs = sendable(s, None)
+        failed = self.subscriptions.put_many(subs)
+        for sub, exc in failed:
+            log.error("subscription %s (%s) left out: its rule does not parse: %s", sub.id, sub.name, exc)
+        self.applied, self.gaps = top, {}
+        return len(subs) - len(failed)
+
+    def refresh(self) -> list[str]:
+        """Apply the changes logged since the last look; returns the ids of
+        the subscriptions reloaded (none: one cheap query, nothing else)."""
+        now = self.clock()
+        for seq in [q for q, since in self.gaps.items() if now - since > GAP_WAIT]:
+            del self.gaps[seq]
+        q = select(SubscriptionChange.seq, SubscriptionChange.subscription_id)
+        after = SubscriptionChange.seq > self.applied
+        q = q.where(sa.or_(after, SubscriptionChange.seq.in_(list(self.gaps))) if self.gaps else after)
+        with self.store.sessions() as s:
+            rows = s.execute(q).all()
+            if not rows:
+                return []
+            changed = list(dict.fromkeys(sid for _, sid in rows))
+            subs = {sub.id: sub for sub in sendable(s, changed)}
+        seen = {seq for seq, _ in rows}
+        top = max(seen)
+        for seq in seen:
+            self.gaps.pop(seq, None)
+        if top > self.applied:
+            missing = [q for q in range(self.applied + 1, top) if q not in seen][-MAX_GAPS:]
+            self.gaps.update(dict.fromkeys(missing, now))
+            if len(self.gaps) > MAX_GAPS:
+                for seq in sorted(self.gaps)[:len(self.gaps) - MAX_GAPS]:
+                    del self.gaps[seq]
+            self.applied = top
+        for sid in changed:
+            sub = subs.get(sid)
+            if sub is None:
+                self.subscriptions.drop(sid)
+                continue
+            try:
+                self.subscriptions.put(sub)
+            except ValueError as exc:  # RuleError is one
+                log.error("subscription %s (%s) left out: its rule does not parse: %s", sub.id, sub.name, exc)
+        log.info("subscriptions: %d changed (%s), applied up to change %d",
+                 len(changed), ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""), self.applied)
+        return changed
+
+
+def sendable(s: Session, ids: Iterable[str] | None) -> list[Subscription]:
+    """The tenants' subscriptions that can send (not paused, with at least
+    one existing, confirmed channel), as the pipelines take them: `ids` only
+    (None: all), with their routes in the subscription's channel order.
+    Two queries (per CHUNK ids)."""
+    if ids is None:
+        return _sendable(s, None)
+    ids = list(ids)
+    out: list[Subscription] = []
+    for i in range(0, len(ids), CHUNK):
+        out += _sendable(s, ids[i:i + CHUNK])
+    return out
+
+
+def _sendable(s: Session, ids: list[str] | None) -> list[Subscription]:
+    subs = select(TenantSubscription.id, TenantSubscription.tenant_id, TenantSubscription.name,
+                  TenantSubscription.query, TenantSubscription.fx).where(TenantSubscription.paused.is_(False))
+    routes = (select(SubscriptionChannel.subscription_id, Channel.id, Channel.type, Channel.target, Channel.format)
+              .join(Channel, Channel.id == SubscriptionChannel.channel_id)
+              .where(Channel.confirmed_at.is_not(None))
+              .order_by(SubscriptionChannel.subscription_id, SubscriptionChannel.position))
+    if ids is not None:
+        subs = subs.where(TenantSubscription.id.in_(ids))
+        routes = routes.where(SubscriptionChannel.subscription_id.in_(ids))
+    by_sub: dict[str, list[Route]] = defaultdict(list)
+    for sid, cid, type_, target, fmt in s.execute(routes):
+        if type_ == ChannelType.WEBHOOK and (fmt or "json") not in WEBHOOK_FORMATS:
+            log.error("channel %s left out: unknown webhook format %r", cid, fmt)
+            continue
+        by_sub[sid].append(Route(target, cid, fmt if type_ == ChannelType.WEBHOOK else None))
+    out = []
+    for sid, tenant_id, name, query, fx in s.execute(subs.order_by(TenantSubscription.id)):
+        got = by_sub.get(sid)
+        if got:
+            out.append(Subscription(name, tuple(r.target for r in got), query=query, fx=fx, id=sid,
+                                    tenant_id=tenant_id, routes=tuple(got)))
+    return out
