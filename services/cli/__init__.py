@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.cli import classify, db, fetch, fx, poll, rules, run, status
+from services.cli import api, apply, classify, db, export, fetch, fx, poll, rules, run, status
 from services.logs import setup_logging
 
-COMMANDS = [run, db, poll, status, fetch, rules, classify, fx]
+COMMANDS = [run, db, api, poll, status, fetch, rules, classify, fx, apply, export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,21 @@
 """`tulpar run`: the whole service in one process tree.
 
-Starts a Celery worker and beat for the config, plus a local stand-in for
+Starts a Celery worker and beat for the config, the API (`tulpar api`, on
+127.0.0.1:8000 or a free port when that is taken), plus a local stand-in for
 whatever the environment does not name: a redis-server when REDIS_URL is
 unset, an SMTP sink writing .eml files under var/mail when TULPAR_SMTP_HOST is
 unset. It always serves the demo site (demo/feeds, published item by item) and
 a webhook sink writing JSON under var/webhooks; configs reach them through
 ${TULPAR_DEMO_URL} and ${TULPAR_DEMO_WEBHOOK}.
 
+The config's subscriptions are applied to the tenant `demo` in the database
+(`tulpar apply`, services/accounts/configcode.py) and the workers run with
+TULPAR_CONFIG_SUBSCRIPTIONS=0, so they match the database's subscriptions
+only and nothing is sent twice. The demo tenant's API key is kept in
+var/demo-api-key (mode 0600) and printed at every start.
+
 Ctrl-C, SIGTERM (`docker stop`, systemd) and SIGHUP stop everything, the
-children first, and exit 0. A worker, beat or redis-server that dies is
+children first, and exit 0. A worker, beat, API or redis-server that dies is
 restarted; one that keeps dying stops everything with exit code 1. On Linux
 the children also stop when `tulpar run` is killed with SIGKILL.
 """
@@ -33,6 +40,11 @@ from services.settings import ROOT, Settings
 GRACE_SECONDS = 8.0
 # A child that exits this many times within the window is not restarted again.
 RESTART_LIMIT, RESTART_WINDOW = 5, 60.0
+# The tenant the config's subscriptions are applied to, and the API's port
+# when nothing else listens there.
+DEMO_TENANT, API_PORT = "demo", 8000
+# Seconds to wait for the API to listen before printing its address anyway.
+API_READY_SECONDS = 20.0
 
 
 class _GiveUp(Exception):
@@ -70,15 +82,20 @@ def register(sub) -> None:
     p.add_argument("--publish-every", type=float, default=8.0,
                    help="seconds between demo items being published (default 8)")
     p.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--api-port", type=int, default=API_PORT,
+                   help=f"port of the API on 127.0.0.1 (default {API_PORT}, or a free one when it is taken; "
+                        "0: a free one)")
     p.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
     from services import config as config_mod
+    from services.accounts import configcode
+    from services.accounts.errors import AccountError
     from services.local.demo import DemoPublisher, DemoRates
     from services.local.http_servers import FileServer, WebhookSink
     from services.local.mail_sink import MailSink
-    from services.local.ports import free_port
+    from services.local.ports import free_port, preferred_port, wait_for_port
     from services.local.redis_process import ChildProcess, RedisProcess
     from services.store import schema
 
@@ -88,12 +105,17 @@ def handle(args) -> int:
     var = settings.var_dir
     env = dict(os.environ)
     # Choose ports first: the config may name them, and a bad config must stop
-    # us before anything starts.
-    demo_port, hook_port = free_port(), free_port()
+    # us before anything starts. The webhook sink's port is the last run's when
+    # it is free: the config's webhook target, and so the demo tenant's channel
+    # and its secret, stay the same.
+    demo_port, hook_port = free_port(), preferred_port(_last_port(var / "demo-webhook-port"))
     env["TULPAR_DEMO_URL"] = os.environ["TULPAR_DEMO_URL"] = f"http://127.0.0.1:{demo_port}"
     env["TULPAR_DEMO_WEBHOOK"] = os.environ["TULPAR_DEMO_WEBHOOK"] = f"http://127.0.0.1:{hook_port}/hooks/demo"
     try:
         cfg = config_mod.load(settings.config)
+        # The same file's subscriptions as `tulpar apply` reads them (with the
+        # limits the API sets): refused here, before anything starts.
+        desired = configcode.load(settings.config, settings)
     except config_mod.ConfigError as exc:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
@@ -106,6 +128,13 @@ def handle(args) -> int:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 2
     print(f"tulpar: database {migrated.describe(schema.shown(settings.db_url))}")
+    try:
+        demo = _apply_demo(settings, desired, var)
+        var.mkdir(parents=True, exist_ok=True)
+        (var / "demo-webhook-port").write_text(f"{hook_port}\n")
+    except (schema.SchemaError, AccountError) as exc:
+        print(f"tulpar: applying {settings.config} to tenant {DEMO_TENANT}: {exc}", file=sys.stderr)
+        return 2
 
     stop = _StopRequests().install()
     stack: list = []
@@ -131,6 +160,13 @@ def handle(args) -> int:
             stack.append(mail)
             env["TULPAR_SMTP_HOST"], env["TULPAR_SMTP_PORT"] = mail.host, str(mail.port)
         env["TULPAR_CONFIG"] = str(settings.config)
+        # The config's subscriptions live in the database now (tenant demo):
+        # the workers match those only, so nothing is sent twice.
+        env["TULPAR_CONFIG_SUBSCRIPTIONS"] = "0"
+        api_port = preferred_port(args.api_port)
+        if not os.environ.get("TULPAR_PUBLIC_URL"):
+            # Email confirmation links point at this API.
+            env["TULPAR_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
 
         celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
         logs = var / "log"
@@ -142,9 +178,19 @@ def handle(args) -> int:
         children.append(ChildProcess("beat", celery + [
             "beat", "--loglevel", "INFO", "--schedule", str(var / "celerybeat-schedule")],
             logs / "beat.log", env, ROOT).start())
+        api = ChildProcess("api", [sys.executable, "-m", "services", "api", "--host", "127.0.0.1",
+                                   "--port", str(api_port)], logs / "api.log", env, ROOT).start()
+        children.append(api)
         _kick_polls(env["REDIS_URL"], cfg)
-        print(f"tulpar: running {len(cfg.sources)} sources, {len(cfg.subscriptions)} subscriptions "
-              f"from {settings.config}")
+        print(f"tulpar: running {len(cfg.sources)} sources from {settings.config}; "
+              f"{len(desired.subscriptions)} subscriptions of tenant {DEMO_TENANT} "
+              f"({demo.applied.diff.counts() if not demo.applied.diff.empty else 'no changes'})")
+        _wait_listening(api, api_port, stop, wait_for_port)
+        print(f"api: http://127.0.0.1:{api_port}", flush=True)
+        print(f"demo API key: {demo.key}", flush=True)
+        if not os.environ.get("TULPAR_ADMIN_TOKEN"):
+            print("tulpar: TULPAR_ADMIN_TOKEN is unset: creating tenants over the API (POST /v1/tenants) "
+                  "is off; set it to turn it on (docs/api.md)")
         print(f"tulpar: alerts arrive in {var / 'mail'} (.eml) and {var / 'webhooks'} (.json); "
               f"logs in {logs}; Ctrl-C stops")
         # A redis-server we started is restarted like the others, on the same
@@ -161,6 +207,38 @@ def handle(args) -> int:
         for thing in reversed(stack):
             thing.stop()
         print("tulpar: stopped")
+
+
+def _last_port(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _apply_demo(settings: Settings, desired, var: Path):
+    """The config's subscriptions applied to the demo tenant; its key."""
+    from services.local.demo import demo_tenant
+    from services.store import schema
+
+    store = schema.open_migrated(settings.db_url)
+    try:
+        return demo_tenant(store, DEMO_TENANT, desired, var / "demo-api-key", settings,
+                           datetime.now(timezone.utc))
+    finally:
+        store.dispose()
+
+
+def _wait_listening(api, port: int, stop: "_StopRequests", wait_for_port) -> None:
+    """Until the API listens (or exits, or a stop is asked): the address
+    printed next is then one that answers."""
+    deadline = time.monotonic() + API_READY_SECONDS
+    while time.monotonic() < deadline and not stop.requested and api.exit_code() is None:
+        try:
+            wait_for_port("127.0.0.1", port, timeout=0.5)
+            return
+        except TimeoutError:
+            continue
 
 
 def _kick_polls(redis_url: str, cfg) -> None:

@@ -3,13 +3,18 @@ at a time into a served folder, as a real site would over a morning.
 
 Each run stamps the guids with the run's start time, so a second `make run`
 alerts again instead of finding everything already seen.
+
+Also the demo's tenant (demo_tenant): the config's subscriptions applied to
+it, and its API key kept in a file so that every run prints the same one.
 """
 from __future__ import annotations
 
 import copy
+import os
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 
@@ -91,3 +96,48 @@ class DemoRates:
         self.state_file.write_text(day.isoformat())
         self.next_day, self.published = day + timedelta(days=1), self.published + 1
         return True
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    applied: object  # services.accounts.configcode.Applied
+    key: str
+
+
+def demo_tenant(store, name: str, desired, key_file: Path, settings, now: datetime) -> DemoTenant:
+    """Apply `desired` (configcode.Desired) to the tenant `name`, creating it
+    when missing, and return its API key. Only the key's hash is stored, so
+    the plaintext is kept in `key_file` (mode 0600, beside the database);
+    when that file is missing or holds a key that is not the tenant's (a
+    database made anew), the key is rotated and the file written again."""
+    from services.accounts import configcode, tenants
+
+    applied = configcode.apply(store, name, desired, settings, now)
+    key = applied.api_key
+    if key is None:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            key = ""
+        found = tenants.by_key(store, key) if key else None
+        if found is None or found.id != applied.tenant_id:
+            key = tenants.rotate_key(store, applied.tenant_id)
+        else:
+            os.chmod(key_file, 0o600)  # in case it was copied or edited meanwhile
+            return DemoTenant(applied, key)
+    write_secret(Path(key_file), key)
+    return DemoTenant(applied, key)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """`text` in `path`, readable by its owner only (0600), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)

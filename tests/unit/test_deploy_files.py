@@ -13,11 +13,27 @@ from services.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_procfile_runs_worker_and_beat_from_the_celery_app():
+def test_procfile_runs_worker_and_beat_from_the_celery_app_and_the_api():
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert set(lines) == {"worker", "beat"}
+    assert set(lines) == {"worker", "beat", "api"}
     assert "celery -A workers.app worker" in lines["worker"]
     assert "celery -A workers.app beat" in lines["beat"]
+    # Reachable from outside its container or dyno, on the platform's port or 8000.
+    assert lines["api"].split() == ["tulpar", "api", "--host", "0.0.0.0", "--port", "${PORT:-8000}"]
+
+
+def test_procfile_and_compose_commands_are_tulpar_commands():
+    """Each `tulpar ...` the deploy files run is one this tulpar has."""
+    from services.cli import build_parser
+
+    known = set(build_parser()._subparsers._group_actions[0].choices)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    commands = [svc["command"] for svc in compose["services"].values()
+                if isinstance(svc.get("command"), list) and svc["command"][0] == "tulpar"]
+    commands += [line.split(":", 1)[1].split() for line in (ROOT / "Procfile").read_text().splitlines()
+                 if line.split(":", 1)[1].split()[0] == "tulpar"]
+    assert {c[1] for c in commands} == {"db", "api"}
+    assert {c[1] for c in commands} <= known
 
 
 def test_compose_has_the_stack_and_redis_keeps_an_aof():
@@ -26,13 +42,28 @@ def test_compose_has_the_stack_and_redis_keeps_an_aof():
     assert {"redis", "postgres", "worker", "beat", "mailpit"} <= set(services)
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == "yes"
-    for name in ("worker", "beat"):
+    for name in ("worker", "beat", "api"):
         env = services[name]["environment"]
         assert env["REDIS_URL"].startswith("redis://redis:")
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["TULPAR_SMTP_HOST"] == "mailpit"
     example = services["worker"]["environment"]["TULPAR_CONFIG"].split(":-")[-1].rstrip("}")
     assert (ROOT / "config" / example).is_file()
+
+
+def test_compose_api_serves_on_8000_after_the_migration():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    api = services["api"]
+    assert api["command"] == ["tulpar", "api", "--host", "0.0.0.0", "--port", "8000"]
+    assert "8000:8000" in api["ports"]
+    # Like worker and beat: only once the one-shot migrate service succeeded.
+    assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert api["depends_on"] == services["worker"]["depends_on"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    env = api["environment"]
+    # The operator sets the admin token; empty by default (no one creates tenants).
+    assert env["TULPAR_ADMIN_TOKEN"] == "${TULPAR_ADMIN_TOKEN:-}"
+    assert env["TULPAR_PUBLIC_URL"].startswith("${TULPAR_PUBLIC_URL:-http")
 
 
 def compose_command() -> list[str] | None:
@@ -58,3 +89,16 @@ def test_example_production_config_loads():
     cfg = config.load(ROOT / "config" / "production.example.yaml", Settings())
     assert cfg.sources and cfg.subscriptions
     assert not cfg.allow_private_targets
+
+
+def test_readme_settings_table_names_every_setting():
+    """services/settings.py promises every field is in the README's table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    missing = []
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias if isinstance(field.validation_alias, str) else f"TULPAR_{name.upper()}"
+        if not any(f"`{env}`" in row.split("|")[1] for row in rows):
+            missing.append(env)
+    assert missing == []

@@ -1,5 +1,6 @@
-"""`tulpar run` under signals: SIGTERM stops the whole tree, a killed worker,
-beat or redis-server is restarted, and SIGKILL of `tulpar run` leaves nothing.
+"""`tulpar run` under signals: SIGTERM stops the whole tree (worker, beat,
+API, redis-server), a killed worker, beat or redis-server is restarted, and
+SIGKILL of `tulpar run` leaves nothing.
 
 Each test starts a real `tulpar run` with its own redis-server and mail sink,
 and finds its process tree by a marker in the environment that the children
@@ -73,23 +74,25 @@ def _is_marked(pid: int, mark: bytes, var: Path) -> bool:
 class Service:
     """A `tulpar run` subprocess and the processes that carry its marker."""
 
-    def __init__(self, tmp_path: Path, publish_every: float = 1000.0):
+    def __init__(self, tmp_path: Path, publish_every: float = 1000.0, config: str = CONFIG):
         self.tmp_path, self.var = tmp_path, tmp_path / "var"
         self.mark = uuid.uuid4().hex
-        (self.var / "demo-www").mkdir(parents=True)
+        (self.var / "demo-www").mkdir(parents=True, exist_ok=True)
         self.items: list[str] = []
         self.publish()  # an empty feed until a test publishes
-        config = tmp_path / "signals.yaml"
-        config.write_text(CONFIG)
+        config_file = tmp_path / "signals.yaml"
+        config_file.write_text(config)
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "DATABASE_URL", "TULPAR_SMTP_HOST", "TULPAR_SMTP_PORT")}
         env.update(TULPAR_VAR_DIR=str(self.var), TULPAR_TEST_MARK=self.mark)
         self.out, self.err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             # A long --publish-every: the demo publisher stays out of the way.
+            # The API on a free port: 8000 may be another test's or the user's.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services", "run", "--config", str(config),
-                 "--concurrency", str(CONCURRENCY), "--publish-every", str(publish_every)],
+                [sys.executable, "-m", "services", "run", "--config", str(config_file),
+                 "--concurrency", str(CONCURRENCY), "--publish-every", str(publish_every),
+                 "--api-port", "0"],
                 env=env, cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
 
     def publish(self, title: str | None = None) -> None:
@@ -190,9 +193,9 @@ def _gone(pids, service: Service) -> bool:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
-def test_a_stop_signal_stops_worker_pool_beat_and_redis_and_exits_0(service, signum):
+def test_a_stop_signal_stops_worker_pool_beat_api_and_redis_and_exits_0(service, signum):
     service.worker_with_pool()
-    assert service.children("beat") and service.redis_servers()
+    assert service.children("beat") and service.children("api") and service.redis_servers()
 
     service.proc.send_signal(signum)
     assert service.wait_exit(timeout=15) == 0, service.stderr()
@@ -276,13 +279,19 @@ def test_a_child_that_keeps_dying_stops_everything_with_exit_1(service):
 @pytest.mark.timeout(60)
 def test_sigkill_of_tulpar_run_takes_its_children_down(service):
     service.worker_with_pool()
-    direct = [p.pid for p in service.marked().values() if p.ppid == service.proc.pid]
-    assert len(direct) == 3  # worker, beat, redis-server: each got PDEATHSIG=SIGTERM
+    wait_for(lambda: service.children("api"), 10, "the API")
+    direct = [p for p in service.marked().values() if p.ppid == service.proc.pid]
+    # worker, beat, API, redis-server: each got PDEATHSIG=SIGTERM
+    assert len(direct) == 4, direct
+    assert [p for p in direct if "redis-server" in p.cmdline.split()[0]]
+    assert all(service.children(word) for word in ("worker", "beat", "api"))
 
     service.proc.kill()
     service.proc.wait(timeout=5)
     # The direct children get SIGTERM from the kernel and stop as they would
     # for us (the worker stops its pool); the pool processes set PDEATHSIG
     # themselves (SIGKILL when the worker dies).
-    wait_for(lambda: service.marked() == {}, 15,
+    # 30 s: beat saves its schedule on the way out, which takes seconds on
+    # a loaded machine (seen: 15 s not enough with a load average of 10).
+    wait_for(lambda: service.marked() == {}, 30,
              lambda: f"end of the orphans: {list(service.marked().values())} still there")
