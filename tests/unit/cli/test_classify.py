@@ -120,9 +120,9 @@ MERGE_BOMB = "- &r0 {name: r0, query: tariff}\n" + "".join(
     ("- &loop {name: t, query: *loop}\n", "r.yaml: the alias *loop is inside the node it refers to (a loop) (line 1)"),
 ], ids=["billion-laughs", "as-a-rule-list", "merge-keys", "deep", "loop"])
 def test_yaml_bombs_exit_2_quickly(tmp_path, capsys, rules, message):
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds: wall time on a shared machine measures the neighbours
     code, out, err = run(tmp_path, capsys, rules, GOOD_LINE)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 1.0
     assert (code, out) == (2, "")
     assert err.startswith("tulpar classify: ") and message in err, err
 
