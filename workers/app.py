@@ -2,8 +2,9 @@
 
 Importing it reads nothing: Celery asks for its configuration (`celery_config`,
 from the environment's settings) when it first needs it, and the config file
-is never read here -- beat follows it (workers/beat.py), and a worker's tasks
-load it in each pool process (workers/runtime.py).
+is never read here -- beat follows it (workers/beat.py); a worker that takes
+the poll queue loads it and the subscriptions once, in its parent before the
+pool forks, and each pool process follows changes (workers/runtime.py).
 """
 from __future__ import annotations
 

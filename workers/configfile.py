@@ -20,7 +20,7 @@ class ConfigFile:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.mtime = _mtime(settings.config)
-        self.config: Config = config_mod.load(settings.config, settings)
+        self.config: Config = self._load()
 
     def changed(self) -> bool:
         """Whether the file changed since it was last read and gave a new
@@ -32,11 +32,20 @@ class ConfigFile:
             return False
         self.mtime = mtime
         try:
-            self.config = config_mod.load(self.settings.config, self.settings)
+            self.config = self._load()
         except config_mod.ConfigError as exc:
             log.error("config change refused, still running the previous one: %s", exc)
             return False
         return True
+
+
+    def _load(self) -> Config:
+        # Logged: a worker reads it once per worker (its parent, before the
+        # pool forks) or once per pool process, and again only on a change.
+        config = config_mod.load(self.settings.config, self.settings)
+        log.info("config: read %s (pid %d): %d sources, %d subscriptions", self.settings.config,
+                 os.getpid(), len(config.sources), len(config.subscriptions))
+        return config
 
 
 def _mtime(path) -> int | None:
