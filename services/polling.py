@@ -360,6 +360,10 @@ def enqueue(ids: list[int], queue: Queue, store: Store, clock: Callable[[], date
     password), else None."""
     if not ids:
         return None
+    # All of them in one round trip (services/delivery/queue.py). Each
+    # message carries the time it was sent, enqueued_at is taken just after:
+    # the sweeper compares the two (within CLOCK_SKEW) to tell a delivery
+    # waiting its turn from a lost one.
     try:
         queue.deliver(ids)
     except Exception as exc:  # whatever the broker or its client raise

@@ -6,27 +6,105 @@ it): Celery's persistent scheduler, whose entries are rebuilt from the config
 whenever the file's mtime changes -- a source added, removed or given another
 interval takes effect without restarting beat. A broken edit is refused and
 the schedule kept (workers/configfile.py).
+
+Polls are spread over their interval: each source's entry runs at a phase of
+its own within the interval (`phase`, from a hash of the source's name: the
+same across restarts and beats), so 1,000 sources at 30 s are sent ~33 a
+second, not 1,000 in the same second.
+
+A source whose last poll is still queued or running is not polled again:
+beat sends a poll only after taking the source's gate in Redis (SET NX, the
+poll's task id as value, expiring after the poll task's hard time limit),
+and the poll task deletes its own gate when it finishes, whatever the outcome
+(workers/tasks.py). A poll skipped that way is logged and counted
+(ConfigScheduler.skipped). Polls sent by anything else (`tulpar poll`,
+`tulpar run`'s first round, tests) take no gate and always run.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
+import math
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 from celery.beat import PersistentScheduler
+from celery.schedules import schedstate, schedule
 
 from services.config import Config
-from services.delivery.queue import POLL_TASK, SWEEP_TASK
+from services.delivery.queue import POLL_GATE, POLL_TASK, SWEEP_TASK, Queue
 from services.settings import Settings
 from workers.configfile import ConfigFile
 
 log = logging.getLogger("tulpar.beat")
+celery_log = logging.getLogger("celery.beat")  # where Celery logs "Sending due task"
+
+
+def phase(name: str, seconds: float) -> float:
+    """Where in each interval of `seconds` the entry `name` runs: uniform
+    over [0, seconds), the same for the same name and interval."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64 * seconds
+
+
+class phased(schedule):
+    """Every `run_every`, at `offset` seconds past each multiple of run_every
+    since the epoch: a fixed slot in the interval, not "run_every after the
+    last run" (which keeps every entry created together in one phase)."""
+
+    def __init__(self, run_every, offset: float = 0.0, relative: bool = False, nowfun=None, app=None):
+        super().__init__(run_every, relative, nowfun, app)
+        self.offset = float(offset) % self.seconds if self.seconds else 0.0
+
+    def slot_after(self, moment: datetime) -> datetime:
+        """The first slot strictly after `moment`."""
+        period = self.seconds
+        k = math.floor((moment.timestamp() - self.offset) / period) + 1
+        return datetime.fromtimestamp(k * period + self.offset, timezone.utc)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return self.slot_after(self.maybe_make_aware(last_run_at)) - self.now()
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        now = self.now()
+        due_at = self.slot_after(self.maybe_make_aware(last_run_at))
+        if now >= due_at:
+            return schedstate(is_due=True, next=(self.slot_after(now) - now).total_seconds())
+        return schedstate(is_due=False, next=(due_at - now).total_seconds())
+
+    def __repr__(self) -> str:
+        return f"<freq: {self.human_seconds}, at +{self.offset:.3f}s>"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, phased):
+            return self.run_every == other.run_every and self.offset == other.offset
+        return False
+
+    def __hash__(self) -> int:
+        return hash((self.run_every, self.offset))
+
+    def __reduce__(self):
+        return self.__class__, (self.run_every, self.offset, self.relative, self.nowfun)
 
 
 def entries(cfg: Config, settings: Settings) -> dict[str, dict]:
     """The schedule `cfg` asks for, as Celery's beat_schedule entries."""
-    schedule = {"sweep-outbox": {"task": SWEEP_TASK, "schedule": settings.sweep_interval}}
+    schedule_ = {"sweep-outbox": {"task": SWEEP_TASK, "schedule": settings.sweep_interval}}
     for source in cfg.sources:
-        schedule[f"poll:{source.name}"] = {"task": POLL_TASK, "schedule": source.interval, "args": [source.name]}
-    return schedule
+        name = f"poll:{source.name}"
+        interval = float(source.interval)
+        schedule_[name] = {"task": POLL_TASK, "schedule": phased(interval, phase(name, interval)),
+                           "args": [source.name]}
+    return schedule_
+
+
+def gate_ttl(settings: Settings) -> float:
+    """How long a poll's gate holds at most: the poll task's hard time limit."""
+    from workers.app import time_limits
+
+    return time_limits(settings)[POLL_TASK]["time_limit"]
 
 
 class ConfigScheduler(PersistentScheduler):
@@ -42,6 +120,9 @@ class ConfigScheduler(PersistentScheduler):
         # polls and sweeps that all fail on an unmigrated one: refuse at
         # start, like the worker, naming `tulpar db upgrade`.
         require_database(self.config_file.settings)  # the URL is the environment's
+        self.gates = Queue(self.config_file.settings.redis_url)
+        self.gate_ttl = gate_ttl(self.config_file.settings)
+        self.skipped: Counter[str] = Counter()  # source -> polls skipped since start
         super().setup_schedule()
 
     def merge_inplace(self, b):
@@ -59,3 +140,38 @@ class ConfigScheduler(PersistentScheduler):
             log.info("beat: schedule follows %s: %s", self.config_file.settings.config,
                      ", ".join(sorted(self.schedule)))
         return super().tick(*args, **kwargs)
+
+    def apply_entry(self, entry, producer=None):
+        if entry.task != POLL_TASK or not entry.args:
+            return super().apply_entry(entry, producer=producer)
+        source = str(entry.args[0])
+        gate, task_id = POLL_GATE + source, str(uuid.uuid4())
+        try:
+            taken = self.gates.acquire(gate, task_id, self.gate_ttl)
+        except Exception as exc:  # Redis unreachable: the send would fail too
+            log.error("beat: poll %s not sent: %s", source, exc)
+            return None
+        if not taken:
+            self.skipped[source] += 1
+            log.info("beat: poll %s skipped: its last poll is still queued or running "
+                     "(%d skipped for it, %d in all since beat started)",
+                     source, self.skipped[source], sum(self.skipped.values()))
+            return None
+        celery_log.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+        gated = copy.copy(entry)
+        gated.options = {**entry.options, "task_id": task_id}
+        try:
+            return self.apply_async(gated, producer=producer, advance=False)
+        except Exception as exc:
+            try:
+                self.gates.release(gate, task_id)
+            except Exception:  # Redis down: the gate expires on its own
+                pass
+            celery_log.error("Message Error: %s", exc, exc_info=True)
+            return None
+
+    def close(self):
+        super().close()
+        gates = getattr(self, "gates", None)
+        if gates is not None:
+            gates.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -11,9 +12,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from services import polling
 from services.delivery import outbox
 from services.delivery.outbox import utcnow
-from services.delivery.queue import DELIVER_TASK, POLL_TASK, SWEEP_TASK
+from services.delivery.queue import DELIVER_TASK, POLL_GATE, POLL_TASK, SWEEP_LOCK, SWEEP_TASK
 from services.news import archive
-from workers.app import app
+from workers.app import app, time_limits
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger("tulpar.tasks")
@@ -26,6 +27,26 @@ _last_purge: float | None = None  # time.monotonic() of this process's last purg
 
 @app.task(name=POLL_TASK)
 def poll_source(source_name: str) -> str:
+    try:
+        return _poll(source_name)
+    finally:
+        # Whatever the outcome: beat may send this source's next poll now
+        # (workers/beat.py holds a gate per source while one is queued or
+        # running). Only the gate this poll was sent under is released --
+        # a poll sent by `tulpar poll` or a test leaves beat's alone.
+        release_poll_gate(source_name, poll_source.request.id)
+
+
+def release_poll_gate(source_name: str, task_id: str | None) -> None:
+    if not task_id:
+        return  # called directly, not as a task: no gate to release
+    try:
+        runtime().queue.release(POLL_GATE + source_name, task_id)
+    except Exception:  # Redis unreachable: the gate's TTL frees it
+        log.warning("poll %s: could not release its gate; it expires on its own", source_name, exc_info=True)
+
+
+def _poll(source_name: str) -> str:
     rt = runtime()
     # A subscription created, changed or deleted since the last poll counts
     # for this one.
@@ -59,12 +80,24 @@ def deliver(delivery_id: int) -> str:
 @app.task(name=SWEEP_TASK)
 def sweep() -> int:
     rt = runtime()
-    now = utcnow()
-    ids = outbox.sweep(rt.store, rt.queue.deliver, now, timedelta(seconds=rt.settings.requeue_after))
-    if ids:
-        log.info("sweep: enqueued %d due deliveries", len(ids))
-    purge_articles(rt, now)
-    return len(ids)
+    # One sweep at a time, across all workers: two at once would enqueue the
+    # same ids twice. The lock lasts as long as a sweep may (its hard time
+    # limit), so one killed mid-sweep frees it.
+    token = str(uuid.uuid4())
+    ttl = time_limits(rt.base_settings)[SWEEP_TASK]["time_limit"]
+    if not rt.queue.acquire(SWEEP_LOCK, token, ttl):
+        log.info("sweep: another sweep is running; skipped")
+        return 0
+    try:
+        now = utcnow()
+        ids = outbox.sweep(rt.store, lambda due: rt.queue.deliver(due, at=now), now,
+                           timedelta(seconds=rt.settings.requeue_after), queue=rt.queue)
+        if ids:
+            log.info("sweep: enqueued %d due deliveries", len(ids))
+        purge_articles(rt, now)
+        return len(ids)
+    finally:
+        rt.queue.release(SWEEP_LOCK, token)
 
 
 def purge_articles(rt: Runtime, now: datetime, clock=time.monotonic) -> int | None:

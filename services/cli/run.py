@@ -171,7 +171,9 @@ def handle(args) -> int:
         celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
         logs = var / "log"
         # Each child in its own process group (ChildProcess): Ctrl-C at a
-        # terminal reaches us only, and we stop the children in order.
+        # terminal reaches us only, and we stop the children in order. One
+        # worker consumes all three queues (poll, deliver, sweep): enough for
+        # the demo; the Procfile runs a pool per kind of task.
         children.append(ChildProcess("worker", celery + [
             "worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency),
             "--hostname", f"tulpar-{os.getpid()}@%h"], logs / "worker.log", env, ROOT).start())

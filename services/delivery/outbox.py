@@ -148,9 +148,59 @@ def send(store: Store, delivery, settings: Settings) -> None:
                      idempotency_key=delivery.idempotency_key, **extra)
 
 
+# Clocks of the processes that enqueue (whose times the messages carry) and
+# of the sweeper may differ by this much: a delivery is judged off the queue
+# only when it was enqueued this long before the head.
+CLOCK_SKEW = timedelta(seconds=2)
+# A delivery committed but not yet enqueued (the poll is between its commit
+# and its LPUSH, or crashed there, or found the broker down) is the sweeper's
+# only once it is this old (at most requeue_after): before, it is most likely
+# on its way to the queue already.
+ENQUEUE_GRACE = timedelta(seconds=30)
+
+
+def lost_before(queue, now: datetime, requeue_after: timedelta) -> datetime:
+    """The enqueue time before which a delivery still waiting for its attempt
+    is lost rather than waiting its turn.
+
+    The deliver queue is a FIFO list: every message enqueued before the one
+    now at its head (the oldest still waiting) has been taken by a worker.
+    A delivery taken is either held by a worker -- claimed within moments,
+    or waiting in its prefetch for a free pool slot -- or lost (a worker
+    killed before its claim). So: lost when it had already left the queue
+    requeue_after ago and still has no claim -- the head then, as a sweep
+    recorded it (queue.head_as_of). Until sweeps have recorded that far back
+    (first start, or a Redis that lost its data, queue and records alike),
+    the test is the weaker "enqueued more than requeue_after ago and no
+    longer waiting". A message that carries no enqueue time at the head
+    (published by someone else) leaves only the old rule: enqueued more than
+    requeue_after ago."""
+    stale = now - requeue_after
+    head = queue.head()
+    queue.remember_head(now, head)
+    passed_now = now if head.empty else head.at
+    if passed_now is None:
+        return stale
+    known, passed_then = queue.head_as_of(stale)
+    if known and passed_then is not None:
+        return min(passed_then, passed_now) - CLOCK_SKEW
+    return min(stale, passed_now - CLOCK_SKEW)
+
+
 def sweep(store: Store, enqueue: Callable[[list[int]], None], now: datetime,
-          requeue_after: timedelta) -> list[int]:
-    ids = store.due(now, requeue_after)
+          requeue_after: timedelta, queue=None) -> list[int]:
+    """Enqueue what should be on the deliver queue but is not: never enqueued
+    (older than ENQUEUE_GRACE), due for a retry, held by a worker whose lease
+    ran out, or lost. With `queue` (services.delivery.queue.Queue: the deliver
+    queue's head and the past sweeps' record of it) a delivery still waiting
+    its turn is told from a lost one (lost_before); without, anything enqueued
+    more than requeue_after ago is taken for lost. `enqueue` must stamp its
+    messages with `now` (Queue.deliver(ids, at=now))."""
+    if queue is None:
+        ids = store.due(now, requeue_after)
+    else:
+        ids = store.due(now, requeue_after, lost_before=lost_before(queue, now, requeue_after),
+                        fresh_grace=min(ENQUEUE_GRACE, requeue_after))
     if ids:
         enqueue(ids)
         store.mark_enqueued(ids, now)

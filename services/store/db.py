@@ -213,18 +213,28 @@ class Store:
                 .values(next_attempt_at=until, enqueued_at=None))
             return result.rowcount
 
-    def due(self, now: datetime, requeue_after: timedelta, limit: int = 1000) -> list[int]:
+    def due(self, now: datetime, requeue_after: timedelta, limit: int = 1000, *,
+            lost_before: datetime | None = None, fresh_grace: timedelta = timedelta(0)) -> list[int]:
         """Deliveries that should be on the queue but may not be: never enqueued,
         enqueued long ago without an outcome (lost with a Redis restart), due
-        for a retry, or claimed by a worker whose lease ran out."""
-        stale = now - requeue_after
+        for a retry, or claimed by a worker whose lease ran out.
+
+        "Long ago" is before `lost_before` when given (the sweeper's judgement
+        from the queue itself, services/delivery/outbox.py), else before
+        now - requeue_after. A delivery never enqueued and never attempted
+        is due once created `fresh_grace` ago (its poll may be enqueueing it
+        right now); one put back for a retry or held back, at once."""
+        stale = lost_before if lost_before is not None else now - requeue_after
+        never = Delivery.enqueued_at.is_(None)
+        if fresh_grace:
+            never = sa.and_(never, sa.or_(Delivery.attempts > 0, Delivery.created_at <= now - fresh_grace))
         with self.sessions() as s:
             return list(s.scalars(
                 select(Delivery.id).where(
                     Delivery.next_attempt_at <= now,
                     sa.or_(
                         sa.and_(Delivery.status.in_(CLAIMABLE),
-                                sa.or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < stale)),
+                                sa.or_(never, Delivery.enqueued_at < stale)),
                         sa.and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
                     ),
                 ).order_by(Delivery.id).limit(limit)

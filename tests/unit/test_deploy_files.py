@@ -13,10 +13,30 @@ from services.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_procfile_runs_worker_and_beat_from_the_celery_app_and_the_api():
+# (process, its queues, its concurrency variable, default): polls and
+# deliveries in separate pools, the sweep beside the deliveries.
+WORKERS = [("poll", "poll", "TULPAR_POLL_CONCURRENCY", "2"),
+           ("deliver", "deliver,sweep", "TULPAR_DELIVER_CONCURRENCY", "4")]
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_procfile_runs_a_poll_and_a_deliver_worker_beat_and_the_api():
+    from services.delivery.queue import QUEUES
+
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert set(lines) == {"worker", "beat", "api"}
-    assert "celery -A workers.app worker" in lines["worker"]
+    assert set(lines) == {"poll", "deliver", "beat", "api"}
+    consumed = set()
+    for name, queues, variable, default in WORKERS:
+        argv = lines[name].split()
+        assert argv[:4] == ["celery", "-A", "workers.app", "worker"]
+        assert option(argv, "-Q") == queues
+        assert option(argv, "--concurrency") == f"${{{variable}:-{default}}}"
+        assert option(argv, "--hostname") == f"{name}@%h"  # two workers on one host
+        consumed |= set(queues.split(","))
+    assert consumed == set(QUEUES)  # every queue has a consumer
     assert "celery -A workers.app beat" in lines["beat"]
     # Reachable from outside its container or dyno, on the platform's port or 8000.
     assert lines["api"].split() == ["tulpar", "api", "--host", "0.0.0.0", "--port", "${PORT:-8000}"]
@@ -39,15 +59,21 @@ def test_procfile_and_compose_commands_are_tulpar_commands():
 def test_compose_has_the_stack_and_redis_keeps_an_aof():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "postgres", "worker", "beat", "mailpit"} <= set(services)
+    assert {"redis", "postgres", "poll-worker", "deliver-worker", "beat", "mailpit"} <= set(services)
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == "yes"
-    for name in ("worker", "beat", "api"):
+    for name in ("poll-worker", "deliver-worker", "beat", "api"):
         env = services[name]["environment"]
         assert env["REDIS_URL"].startswith("redis://redis:")
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["TULPAR_SMTP_HOST"] == "mailpit"
-    example = services["worker"]["environment"]["TULPAR_CONFIG"].split(":-")[-1].rstrip("}")
+    for name, queues, variable, default in WORKERS:
+        argv = services[f"{name}-worker"]["command"]
+        assert argv[:4] == ["celery", "-A", "workers.app", "worker"]
+        assert option(argv, "-Q") == queues
+        assert option(argv, "--concurrency") == f"${{{variable}:-{default}}}"
+        assert services[f"{name}-worker"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    example = services["poll-worker"]["environment"]["TULPAR_CONFIG"].split(":-")[-1].rstrip("}")
     assert (ROOT / "config" / example).is_file()
 
 
@@ -58,7 +84,7 @@ def test_compose_api_serves_on_8000_after_the_migration():
     assert "8000:8000" in api["ports"]
     # Like worker and beat: only once the one-shot migrate service succeeded.
     assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    assert api["depends_on"] == services["worker"]["depends_on"]
+    assert api["depends_on"] == services["poll-worker"]["depends_on"] == services["deliver-worker"]["depends_on"]
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
     env = api["environment"]
     # The operator sets the admin token; empty by default (no one creates tenants).

@@ -4,17 +4,24 @@ on the workers' real Celery app against a real redis-server: the polls beat
 sends are read back off the queue as the worker reads them."""
 from __future__ import annotations
 
+import logging
 import os
 import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.worker.request import Request
 
 from services import config as config_mod
-from services.delivery.queue import POLL_QUEUE, POLL_TASK, SWEEP_TASK
+import redis
+
+from services.delivery.queue import POLL_GATE, POLL_QUEUE, POLL_TASK, SWEEP_TASK
 from services.settings import Settings
 from brokers import taken
-from workers.beat import ConfigScheduler, entries
+from workers import beat as beat_mod
+from workers.beat import ConfigScheduler, entries, phase, phased
 
 SOURCES = {
     "wire only": "  - {name: wire, url: 'https://news.example.com/rss', interval: 1h}\n",
@@ -53,7 +60,9 @@ def shape(schedule: dict) -> dict:
         if name == CELERYS_OWN:
             continue
         if isinstance(e, dict):
-            out[name] = (e["task"], float(e["schedule"]), tuple(e.get("args", ())))
+            every = e["schedule"]
+            seconds = every.run_every.total_seconds() if hasattr(every, "run_every") else float(every)
+            out[name] = (e["task"], seconds, tuple(e.get("args", ())))
         else:
             out[name] = (e.task, e.schedule.run_every.total_seconds(), tuple(e.args))
     return out
@@ -118,15 +127,19 @@ def test_the_schedule_follows_config_edits_without_a_restart(config_file, start_
     edit(config_file, SOURCES["wire faster, late added, nbk gone"], 10)
     beat.tick()
     assert shape(beat.schedule) == dict(SCHEDULES[2][1])
-    # wire's 1 s interval takes effect at once: beat sends its polls.
+    # wire's 1 s interval takes effect at once: beat sends its polls (each
+    # once the last one ended, which frees the source's gate).
     sent = []
 
     def two_polls() -> bool:
-        sent.extend(polls_sent(broker, worker_app))
+        new = polls_sent(broker, worker_app)
+        if ["wire"] in new:
+            redis.Redis.from_url(broker).delete(POLL_GATE + "wire")  # as the poll does when it ends
+        sent.extend(a for a in new if a == ["wire"])  # late's slot may fall in the window too
         return len(sent) >= 2
 
     run(beat, 10, until=two_polls)
-    assert sent[:2] == [["wire"], ["wire"]]
+    assert sent[:2] == [["wire"], ["wire"]], sent
 
     edit(config_file, None, 20)  # a broken edit: refused, the schedule kept
     beat.tick()
@@ -151,3 +164,143 @@ def test_a_restarted_beat_keeps_each_polls_last_run(config_file, start_beat, bro
     # Not reset to "now": a 6-hourly source would otherwise wait 6 h after every restart.
     assert again.schedule["poll:wire"].last_run_at == ran
     assert again.schedule["poll:wire"].total_run_count >= 1
+
+
+# --- polls spread over the interval --------------------------------------------
+
+# (sources, interval s, at most this many polls in any 30th of the interval)
+SPREADS = [(1000, 30, 60), (100, 30, 12), (1000, 3600, 60), (10, 1, 10)]
+
+
+@pytest.mark.parametrize("n, interval, most", SPREADS, ids=[f"{n} sources every {i} s" for n, i, _ in SPREADS])
+def test_polls_are_spread_over_the_interval_and_the_phases_are_stable(n, interval, most):
+    sources = "".join(f"  - {{name: s{k}, url: 'https://s{k}.example.com/rss', interval: {interval}s}}\n"
+                      for k in range(n))
+    cfg = config_mod.parse(config_text(sources), "tulpar.yaml")
+    schedule = entries(cfg, Settings())
+    offsets = [e["schedule"].offset for name, e in schedule.items() if name.startswith("poll:")]
+    assert len(offsets) == n and all(0 <= o < interval for o in offsets)
+    # Evenly enough: 1,000 at 30 s are ~33 a second, not 1,000 in one.
+    per_second = Counter(int(o * 30 / interval) for o in offsets)  # 30 bins over the interval
+    assert max(per_second.values()) <= most
+    # The same phases from a second beat, or after a restart.
+    again = entries(config_mod.parse(config_text(sources), "tulpar.yaml"), Settings())
+    assert [e["schedule"] for e in again.values()] == [e["schedule"] for e in schedule.values()]
+    assert schedule["poll:s0"]["schedule"].offset == phase("poll:s0", interval)
+
+
+START = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)  # a multiple of 30 s since the epoch
+
+
+# (offset s, last run s after START, now s after START, (due?, next check in s)); interval 30 s
+DUE = [
+    (7.0, 0.0, 6.0, (False, 1.0)),     # first slot after the last run: START + 7
+    (7.0, 0.0, 7.0, (True, 30.0)),     # due, the next at START + 37
+    (7.0, 7.0, 20.0, (False, 17.0)),   # ran at its slot: the next one
+    (7.0, 7.0, 40.0, (True, 27.0)),    # a late tick still runs it once
+    (7.0, -100.0, 0.0, (True, 7.0)),   # slots missed while beat was down: once, then on phase
+    (0.0, 0.0, 29.5, (False, 0.5)),
+]
+
+
+@pytest.mark.parametrize("offset, last, now, expected", DUE)
+def test_a_phased_entry_is_due_at_its_slot(offset, last, now, expected):
+    every = phased(30, offset, nowfun=lambda: START + timedelta(seconds=now))
+    due, next_in = every.is_due(START + timedelta(seconds=last))
+    assert (due, round(next_in, 6)) == expected
+    assert phased(30, offset) == phased(30, offset) != phased(30, offset + 1)
+
+
+# --- one poll per source at a time ---------------------------------------------
+
+@pytest.fixture
+def fast_wire(config_file, start_beat):
+    edit(config_file, "  - {name: wire, url: 'https://news.example.com/rss', interval: 1s}\n", 10)
+    return start_beat()
+
+
+def gate(broker_url: str) -> str | None:
+    value = redis.Redis.from_url(broker_url).get(POLL_GATE + "wire")
+    return value.decode() if value else None
+
+
+def test_a_source_whose_poll_is_queued_or_running_is_not_polled_again(fast_wire, broker, worker_app, caplog):
+    beat = fast_wire
+    sent = []
+    run(beat, 5, until=lambda: bool(sent.extend(
+        Request(m, app=worker_app) for m in taken(broker, POLL_QUEUE)) or sent))
+    assert [r.args for r in sent] == [["wire"]]
+    assert gate(broker) == sent[0].id  # held under the poll's own task id
+    with caplog.at_level(logging.INFO, logger="tulpar.beat"):
+        run(beat, 2.5)  # 2-3 more slots: the poll has not finished, so none sent
+    assert polls_sent(broker, worker_app) == []
+    assert beat.skipped["wire"] >= 2
+    assert "poll wire skipped: its last poll is still queued or running" in caplog.text
+
+
+def test_polling_resumes_once_the_poll_ends_whatever_its_outcome(fast_wire, broker, worker_app, monkeypatch):
+    from workers import runtime as rt_mod
+    from workers import tasks
+
+    monkeypatch.setattr(rt_mod, "_current", None)
+    beat = fast_wire
+
+    def next_poll():
+        requests = []
+        run(beat, 5, until=lambda: bool(requests.extend(
+            Request(m, app=worker_app) for m in taken(broker, POLL_QUEUE)) or requests))
+        assert [r.args for r in requests] == [["wire"]]
+        return requests[0]
+
+    try:
+        first = next_poll()
+        # A poll sent by someone else (`tulpar poll`) ends: beat's gate stays.
+        tasks.poll_source.apply(args=["wire"], task_id=str(uuid.uuid4()))
+        assert gate(broker) == first.id
+        # Beat's poll ends (a source gone from the config: "unknown source").
+        monkeypatch.setattr(tasks, "_poll", lambda name: "unknown source")
+        assert tasks.poll_source.apply(args=["wire"], task_id=first.id).get() == "unknown source"
+        assert gate(broker) is None
+        second = next_poll()
+        # ... or fails: released all the same.
+
+        def boom(name):
+            raise RuntimeError("feed exploded")
+
+        monkeypatch.setattr(tasks, "_poll", boom)
+        assert tasks.poll_source.apply(args=["wire"], task_id=second.id).failed()
+        assert gate(broker) is None
+        next_poll()
+    finally:
+        if rt_mod._current is not None:
+            rt_mod._current.store.dispose()
+            rt_mod._current.queue.close()
+        rt_mod._current = None
+
+
+def test_a_gate_whose_poll_never_ends_runs_out_after_the_poll_time_limit(fast_wire, broker, worker_app):
+    from workers.app import time_limits
+
+    beat = fast_wire
+    assert beat.gate_ttl == time_limits(Settings())[POLL_TASK]["time_limit"]
+    beat.gate_ttl = 1.5  # as if the hard time limit were 1.5 s (a killed worker)
+    run(beat, 5, until=lambda: gate(broker) is not None)
+    assert polls_sent(broker, worker_app) == [["wire"]]
+    ttl = redis.Redis.from_url(broker).pttl(POLL_GATE + "wire")
+    assert 0 < ttl <= 1500
+    run(beat, 1.0)
+    assert polls_sent(broker, worker_app) == []  # still held
+    run(beat, 3, until=lambda: bool(polls_sent(broker, worker_app)) if gate(broker) is None else False)
+    run(beat, 2, until=lambda: gate(broker) is not None)
+    assert gate(broker) is not None  # taken again by the next poll sent
+
+
+def test_the_sweep_is_not_gated(config_file, start_beat, broker, worker_app, monkeypatch):
+    monkeypatch.setenv("TULPAR_SWEEP_INTERVAL", "0.5")
+    beat = start_beat()
+    from services.delivery.queue import SWEEP_QUEUE
+
+    sweeps = []
+    run(beat, 5, until=lambda: len(sweeps.extend(
+        m for m in taken(broker, SWEEP_QUEUE)) or sweeps) >= 2)
+    assert len(sweeps) >= 2
