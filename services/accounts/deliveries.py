@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from services.accounts.errors import NotFound
+from services.accounts.errors import Invalid, NotFound
 from services.accounts.subscriptions import decode_cursor, encode_cursor
 from services.redact import redact, redact_text
 from services.store import Store
@@ -34,8 +34,8 @@ def page(store: Store, tenant_id: str, subscription_id: str | None = None, after
         q = q.where(Delivery.subscription_id == subscription_id)
     if after:
         cursor = decode_cursor(after)
-        if not cursor.isdigit():
-            from services.accounts.errors import Invalid
+        # An INTEGER column: 32 bits on PostgreSQL, which refuses a larger number.
+        if not cursor.isdigit() or int(cursor) > 2**31 - 1:
             raise Invalid("not a cursor this API gave out", field="cursor")
         q = q.where(Delivery.id < int(cursor))
     with store.sessions() as s:
