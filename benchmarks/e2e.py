@@ -4,7 +4,8 @@ and CPU figures and the delivery counts.
 
     .venv/bin/python benchmarks/e2e.py                                   # 100 sources, 1k subs, 300 s
     .venv/bin/python benchmarks/e2e.py --sources 1000 --subscriptions 10000
-    .venv/bin/python benchmarks/e2e.py --sources 1000 --subscriptions 100000 --duration 300
+    .venv/bin/python benchmarks/e2e.py --sources 1000 --subscriptions 100000 --subscriptions-in database
+    .venv/bin/python benchmarks/e2e.py --pools single                    # one worker on all queues
     .venv/bin/python benchmarks/e2e.py --database-url postgresql://postgres@127.0.0.1/test
     .venv/bin/python benchmarks/e2e.py --profile                         # py-spy on the worker too
 
@@ -19,8 +20,13 @@ What runs, all on loopback, in a temp directory:
 - a webhook receiver recording each POST's arrival time, its `webhook-id`
   (the idempotency key) and which (subscription, article) it carries;
 - a private redis-server on a free port (services.local.RedisProcess);
-- the Procfile's two processes as subprocesses, each in its own process group:
-  `celery -A workers.app worker --loglevel INFO --concurrency 4` and
+- the Procfile's workers and beat as subprocesses, each in its own process
+  group. --pools split (the default, as the Procfile): a poll worker
+  `celery -A workers.app worker --loglevel INFO -Q poll --concurrency 2
+  --hostname poll@%h` and a deliver worker `... -Q deliver,sweep --concurrency 4
+  --hostname deliver@%h` (--poll-concurrency, --deliver-concurrency; default
+  $TULPAR_POLL_CONCURRENCY / $TULPAR_DELIVER_CONCURRENCY as in the Procfile);
+  --pools single: one worker on all queues, `--concurrency 4`; and
   `celery -A workers.app beat --loglevel INFO --schedule ...`;
 - a SQLite file migrated with `tulpar db upgrade`'s code (or a fresh schema in
   the PostgreSQL of --database-url, dropped at the end);
@@ -28,9 +34,10 @@ What runs, all on loopback, in a temp directory:
   subscriptions, each with one webhook channel to the receiver
   (`allow_private_targets: true`).
 
-Timeline: start redis, database, worker and beat; once the worker says it is
-ready, a few polls are sent straight to the queue so that every pool process
-loads its runtime (config, index) before the clock starts; then --duration
+Timeline: start redis, database, workers and beat; once every worker says it
+is ready, a few polls are sent straight to the poll queue so that every pool
+process of the poll worker has polled (applied the change log) before the
+clock starts; then --duration
 seconds of publishing; then up to --drain seconds for the remaining expected
 webhooks (it ends early when all have arrived), and --settle seconds more for
 late duplicates.
@@ -50,15 +57,23 @@ Figures: latency publish -> webhook (includes the 0..interval wait for the next
 poll), poll done -> received (poll done: the worker's "poll SOURCE: ..."
 log line of the poll that created the delivery, i.e. the first such line for
 the source at or after the delivery's created_at, which is the poll's start),
-worker ready and each pool process's first task, RSS of the pool processes
-(sampled from /proc every second: the largest sum, and each one's largest),
+each worker's ready time and each of its pool processes' first task, the
+memory of each worker tree: PSS from /proc/PID/smaps_rollup (every
+--pss-every seconds; a shared page counts 1/k in each of its k sharers, so the
+sum is what the tree really takes) and RSS (every second; counts a shared page
+once per process), and of all workers together,
 the longest poll and deliver queues (Redis LLEN, sampled every second), CPU
 seconds of every process, and the machine's other load (it may be shared).
 
 --subscriptions-in database stores the subscriptions as tenants'
-subscriptions through services.accounts instead of the config file; it needs
-the workers' side of issue 12 (services/accounts/live.py) and refuses to run
-without it.
+subscriptions (services.accounts' tables) instead of the config file:
+written in bulk in the shape subscriptions.create leaves them, one tenant per
+1,000, one confirmed webhook channel each; the workers load them at start
+(services/accounts/live.py). While publishing, --changes (default 5) of
+them get their query changed through services.accounts.subscriptions.update
+(to the same query in parentheses, so what is expected stays the same), and
+the table gives the time from each change's commit until every pool process
+of the poll worker logged applying it.
 """
 from __future__ import annotations
 
@@ -378,38 +393,71 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def pss(pid: int) -> int | None:
+    """Proportional set size, bytes (/proc/PID/smaps_rollup): a page shared by
+    k processes counts 1/k in each, so a tree's sum is what it really takes
+    (RSS counts a shared page once per process)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 @dataclass
 class ProcInfo:
     role: str
     cpu: float = 0.0
     rss_max: int = 0
+    pss_max: int = 0
     first_seen: float = 0.0
 
 
 class Sampler(threading.Thread):
-    """Every second: RSS and CPU of the worker's, beat's and redis's processes,
-    and the Redis queue lengths."""
+    """Every second: RSS and CPU of the workers', beat's and redis's processes,
+    and the Redis queue lengths; every --pss-every samples, the PSS of each
+    worker tree (parent + pool processes)."""
 
-    def __init__(self, worker: ChildProcess, beat: ChildProcess, redis_proc: RedisProcess, every: float = 1.0):
+    def __init__(self, workers: list[tuple[str, ChildProcess]], beat: ChildProcess, redis_proc: RedisProcess,
+                 every: float = 1.0, pss_every: int = 5):
         super().__init__(daemon=True)
         import redis
 
-        self.worker, self.beat, self.redis_proc, self.every = worker, beat, redis_proc, every
+        self.workers, self.beat, self.redis_proc, self.every = workers, beat, redis_proc, every
+        self.pss_every = pss_every
+        self.n = 0
         self.client = redis.Redis(host=redis_proc.host, port=redis_proc.port, socket_timeout=2)
         self.procs: dict[int, ProcInfo] = {}
-        self.children_rss_max = 0  # the largest sum of the pool processes' RSS
-        self.queue_max = {"poll": 0, "deliver": 0}
-        self.series: list[tuple[float, int, int, int]] = []  # (t, poll, deliver, children rss)
+        # Per worker (its label): the largest sum of its pool processes' RSS,
+        # of its whole tree's RSS, and of its whole tree's PSS.
+        self.children_rss_max: dict[str, int] = defaultdict(int)
+        self.tree_rss_max: dict[str, int] = defaultdict(int)
+        self.tree_pss_max: dict[str, int] = defaultdict(int)
+        self.all_pss_max = 0  # the largest PSS of all worker trees together (same sample)
+        self.all_rss_max = 0
+        self.queue_max = {"poll": 0, "deliver": 0, "sweep": 0}
+        self.series: list[tuple[float, int, int, int]] = []  # (t, poll, deliver, workers' PSS or RSS)
         self.stop_event = threading.Event()
         self.phase = "start"
-        self.queue_max_by_phase: dict[str, dict[str, int]] = defaultdict(lambda: {"poll": 0, "deliver": 0})
+        self.queue_max_by_phase: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"poll": 0, "deliver": 0, "sweep": 0})
+        self._lock = threading.Lock()
 
-    def sample(self) -> None:
+    def sample(self, force_pss: bool = False) -> None:
+        with self._lock:
+            self._sample(force_pss)
+
+    def _sample(self, force_pss: bool = False) -> None:
         now = time.time()
-        children_rss = 0
-        for leader, role in ((self.worker, "worker"), (self.beat, "beat")):
+        with_pss = force_pss or self.n % self.pss_every == 0
+        self.n += 1
+        all_pss = all_rss = 0
+        for leader, role in [(w, label) for label, w in self.workers] + [(self.beat, "beat")]:
             if leader.proc is None:
                 continue
+            children_rss = tree_rss = tree_pss = 0
             for pid in group_members(leader.proc.pid):
                 st = proc_stat(pid)
                 if st is None:
@@ -421,26 +469,41 @@ class Sampler(threading.Thread):
                     info = self.procs[pid] = ProcInfo(r, first_seen=now)
                 info.cpu = st[2]
                 info.rss_max = max(info.rss_max, st[3])
-                if info.role == "worker child":
+                tree_rss += st[3]
+                if info.role == f"{role} child":
                     children_rss += st[3]
+                if with_pss and role != "beat":
+                    v = pss(pid) or 0
+                    info.pss_max = max(info.pss_max, v)
+                    tree_pss += v
+            if role == "beat":
+                continue
+            self.children_rss_max[role] = max(self.children_rss_max[role], children_rss)
+            self.tree_rss_max[role] = max(self.tree_rss_max[role], tree_rss)
+            all_rss += tree_rss
+            if with_pss:
+                self.tree_pss_max[role] = max(self.tree_pss_max[role], tree_pss)
+                all_pss += tree_pss
+        self.all_rss_max = max(self.all_rss_max, all_rss)
+        if with_pss:
+            self.all_pss_max = max(self.all_pss_max, all_pss)
         if self.redis_proc.proc is not None:
             st = proc_stat(self.redis_proc.proc.pid)
             if st:
                 info = self.procs.setdefault(self.redis_proc.proc.pid, ProcInfo("redis-server", first_seen=now))
                 info.cpu, info.rss_max = st[2], max(info.rss_max, st[3])
-        self.children_rss_max = max(self.children_rss_max, children_rss)
         try:
             pipe = self.client.pipeline()
-            pipe.llen("poll")
-            pipe.llen("deliver")
-            poll, deliver = pipe.execute()
+            for q in ("poll", "deliver", "sweep"):
+                pipe.llen(q)
+            poll, deliver, sweep = pipe.execute()
         except Exception:
-            poll = deliver = -1
-        self.queue_max["poll"] = max(self.queue_max["poll"], poll)
-        self.queue_max["deliver"] = max(self.queue_max["deliver"], deliver)
+            poll = deliver = sweep = -1
         qm = self.queue_max_by_phase[self.phase]
-        qm["poll"], qm["deliver"] = max(qm["poll"], poll), max(qm["deliver"], deliver)
-        self.series.append((now, poll, deliver, children_rss))
+        for q, v in (("poll", poll), ("deliver", deliver), ("sweep", sweep)):
+            self.queue_max[q] = max(self.queue_max[q], v)
+            qm[q] = max(qm[q], v)
+        self.series.append((now, poll, deliver, all_pss if with_pss else -1))
 
     def run(self) -> None:
         while not self.stop_event.wait(self.every):
@@ -453,6 +516,7 @@ class Sampler(threading.Thread):
 # -- worker log ----------------------------------------------------------------------
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): (\w+)/([\w-]+)\] (.*)$")
 POLL_LINE = re.compile(r"^poll (\S+): (\d+) items, (\d+) new, (\d+) matches, (\d+) deliveries queued")
+READY_LINE = re.compile(r"^\S+@\S+ ready\.$")
 DONE_LINE = re.compile(r"^Task (\S+)\[[^\]]+\] succeeded in ([\d.e-]+)s")
 
 
@@ -490,7 +554,7 @@ def read_worker_log(path: Path) -> WorkerLog:
             out.errors.append(line)
         elif level == "WARNING":
             out.warnings[re.sub(r"\d+", "N", msg)[:120]] += 1
-        if out.ready_at is None and msg.endswith(" ready.") and msg.startswith("celery@"):
+        if out.ready_at is None and READY_LINE.match(msg):
             out.ready_at = log_time(stamp)
         if (p := POLL_LINE.match(msg)) and int(p.group(3)) > 0:
             out.poll_done[p.group(1)].append(log_time(stamp))
@@ -505,6 +569,45 @@ def read_worker_log(path: Path) -> WorkerLog:
     for times in out.poll_done.values():
         times.sort()
     return out
+
+
+def merge_logs(logs: list[WorkerLog]) -> WorkerLog:
+    """The workers' logs as one (polls, tasks, sweeps, errors); ready_at and
+    first_task stay per worker."""
+    out = WorkerLog()
+    for lg in logs:
+        for src, times in lg.poll_done.items():
+            out.poll_done[src] += times
+        for task, secs in lg.task_secs.items():
+            out.task_secs[task] += secs
+        out.errors += lg.errors
+        out.warnings.update(lg.warnings)
+        out.sweeps += lg.sweeps
+        out.swept += lg.swept
+    for times in out.poll_done.values():
+        times.sort()
+    return out
+
+
+# -- the pools -----------------------------------------------------------------------------
+def pools(args) -> list[tuple[str, str, int, str]]:
+    """(label, -Q, --concurrency, --hostname name) per worker: `split` is the
+    Procfile's poll and deliver lines, `single` one worker on all queues."""
+    if args.pools == "split":
+        return [("poll", "poll", args.poll_concurrency, "poll"),
+                ("deliver", "deliver,sweep", args.deliver_concurrency, "deliver")]
+    return [("worker", "", args.concurrency, "")]
+
+
+def pool_of(args, label: str) -> str:
+    for lb, queues, conc, _ in pools(args):
+        if lb == label:
+            return f"-Q {queues or 'all'} --concurrency {conc}"
+    return "?"
+
+
+def pools_text(args) -> str:
+    return " + ".join(f"{label} worker ({pool_of(args, label)})" for label, *_ in pools(args))
 
 
 # -- database ---------------------------------------------------------------------------
@@ -537,32 +640,118 @@ def database(args, tmp: Path, res: Resources) -> str:
     return url
 
 
-def store_in_database(url: str, subs: Subs, hook_base: str) -> None:
-    """The subscriptions as tenants' subscriptions (services.accounts): one
-    tenant per 1,000 subscriptions, one webhook channel per subscription."""
-    try:
-        import services.accounts.live  # noqa: F401  the workers' side of issue 12
-    except ImportError as exc:
-        raise SystemExit(
-            "--subscriptions-in database: the workers cannot read tenants' subscriptions yet "
-            f"(services/accounts/live.py is missing: {exc}); the API side (services/accounts) stores them, "
-            "but no worker would match them. Use --subscriptions-in config (the default).") from None
-    from services.accounts import channels, subscriptions, tenants
+def store_in_database(url: str, subs: Subs, hook_base: str) -> float:
+    """The subscriptions as tenants' subscriptions, in the shape the API
+    stores them (services/accounts: tenants.create, channels.create_webhook,
+    subscriptions.create): one tenant per 1,000 subscriptions, one confirmed
+    webhook channel per subscription (format json, its own whsec_ secret),
+    the subscription and its subscription_channel link (position 0). Written
+    in bulk -- Core inserts of 10,000 rows, one transaction -- since one API
+    call per subscription takes hours at 100k. No change-log rows: the
+    workers load everything at start, and the log only tells them what
+    changed since. Each query and target is checked as the API checks them.
+    Returns the seconds it took."""
+    from sqlalchemy import insert
+
+    from services.accounts import ids
+    from services.accounts import subscriptions as api_subs
+    from services.accounts import tenants as api_tenants
+    from services.delivery import channels as delivery_channels
     from services.settings import Settings
     from services.store import Store
+    from services.store.models import Channel, ChannelType, SubscriptionChannel, Tenant, TenantSubscription
 
+    started = time.perf_counter()
     settings = Settings().model_copy(update={"allow_private_targets": True})
-    store = Store(url)
     now = datetime.now(timezone.utc)
-    tenant = None
+    tenant_rows, channel_rows, sub_rows, link_rows = [], [], [], []
+    tenant_id = ""
+    for j, (name, query) in enumerate(zip(subs.names, subs.queries)):
+        if j % 1000 == 0:
+            tenant_id = ids.new_id("tn")
+            tenant_rows.append({"id": tenant_id, "name": api_tenants.check_name(f"e2e-{j // 1000:03d}"),
+                                "key_hash": ids.digest(ids.new_api_key()), "created_at": now})
+        target = f"{hook_base}/h/{j}"
+        delivery_channels.validate_target(target, settings)
+        channel_id, sub_id = ids.new_id("ch"), ids.new_id("sub")
+        channel_rows.append({"id": channel_id, "tenant_id": tenant_id, "type": ChannelType.WEBHOOK,
+                             "target": target, "format": "json", "secret": ids.new_webhook_secret(),
+                             "confirmed_at": now, "confirm_token_hash": None, "created_at": now})
+        sub_rows.append({"id": sub_id, "tenant_id": tenant_id, "name": api_subs.check_name(name),
+                         "query": api_subs.check_query(query), "fx": None, "paused": False,
+                         "created_at": now, "updated_at": now})
+        link_rows.append({"subscription_id": sub_id, "channel_id": channel_id, "position": 0})
+    store = Store(url)
+    chunk = 10_000
     try:
-        for j, (name, query) in enumerate(zip(subs.names, subs.queries)):
-            if j % 1000 == 0:
-                tenant = tenants.create(store, f"e2e-{j // 1000:03d}", now)
-            ch = channels.create_webhook(store, tenant.tenant.id, f"{hook_base}/h/{j}", "json", settings, now)
-            subscriptions.create(store, tenant.tenant.id, name, [ch.channel.id], now, query=query)
+        with store.sessions.begin() as s:
+            for model, rows in ((Tenant, tenant_rows), (Channel, channel_rows), (TenantSubscription, sub_rows),
+                                (SubscriptionChannel, link_rows)):
+                for i in range(0, len(rows), chunk):
+                    s.execute(insert(model), rows[i:i + chunk])
     finally:
         store.dispose()
+    return time.perf_counter() - started
+
+
+class Changer(threading.Thread):
+    """--changes: while publishing, change a subscription's query through
+    services.accounts.subscriptions.update (as the API does) to an equivalent
+    one (the query in parentheses: what the harness expects stays the same),
+    at evenly spaced moments; `done` holds (wall time committed, id)."""
+
+    def __init__(self, url: str, subs: Subs, count: int, duration: float, t0: float):
+        super().__init__(daemon=True)
+        self.url, self.subs, self.count, self.duration, self.t0 = url, subs, count, duration, t0
+        self.done: list[tuple[float, str]] = []
+        self.errors: list[str] = []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        from sqlalchemy import select
+
+        from services.accounts import subscriptions as api_subs
+        from services.store import Store
+        from services.store.models import TenantSubscription
+
+        store = Store(self.url)
+        rng = random.Random(99)
+        try:
+            for k in range(self.count):
+                at = self.t0 + self.duration * (k + 1) / (self.count + 1)
+                if self.stop_event.wait(max(0.0, at - time.monotonic())):
+                    return
+                j = rng.randrange(len(self.subs.names))
+                try:
+                    with store.sessions() as s:
+                        sid, tid = s.execute(select(TenantSubscription.id, TenantSubscription.tenant_id)
+                                             .where(TenantSubscription.name == self.subs.names[j])).one()
+                    api_subs.update(store, tid, sid, datetime.now(timezone.utc),
+                                    query=f"({self.subs.queries[j]})")
+                    self.done.append((time.time(), sid))
+                except Exception as exc:  # report, keep going
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            store.dispose()
+
+
+def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int) -> list[tuple[float, float]]:
+    """Per change: seconds from its commit until the first and until the last
+    of the poll worker's pool processes logged applying it (nan: not all did)."""
+    lines = []
+    for line in tail(log, 10 ** 9).splitlines():
+        m = LOG_LINE.match(line)
+        if m and m.group(4).startswith("subscriptions: ") and " changed (" in m.group(4):
+            lines.append((log_time(m.group(1)), m.group(3), m.group(4)))
+    out = []
+    for at, sid in done:
+        first: dict[str, float] = {}
+        for t, proc, msg in lines:
+            if sid in msg and proc.startswith("ForkPoolWorker") and t >= at - 0.002:
+                first.setdefault(proc, t)
+        out.append((min(first.values()) - at if first else float("nan"),
+                    max(first.values()) - at if len(first) >= n_procs else float("nan")))
+    return out
 
 
 def write_config(path: Path, n: int, feed_base: str, interval: float, subs: Subs | None,
@@ -707,12 +896,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish-every", default="30,60", help="a feed's next item after U(a,b) seconds (default 30,60)")
     p.add_argument("--matches-per-item", type=float, default=2.0,
                    help="mean subscriptions an item matches (default 2)")
-    p.add_argument("--concurrency", type=int, default=4, help="TULPAR_CONCURRENCY (Procfile default 4)")
+    p.add_argument("--pools", choices=("split", "single"), default="split",
+                   help="split (default): the Procfile's two workers, `-Q poll --concurrency "
+                        "--poll-concurrency` and `-Q deliver,sweep --concurrency --deliver-concurrency`; "
+                        "single: one worker on all queues, --concurrency (the harness before issue 13's "
+                        "separate pools)")
+    p.add_argument("--poll-concurrency", type=int, default=int(os.environ.get("TULPAR_POLL_CONCURRENCY") or 2),
+                   help="the poll worker's pool (Procfile: ${TULPAR_POLL_CONCURRENCY:-2})")
+    p.add_argument("--deliver-concurrency", type=int,
+                   default=int(os.environ.get("TULPAR_DELIVER_CONCURRENCY") or 4),
+                   help="the deliver worker's pool (Procfile: ${TULPAR_DELIVER_CONCURRENCY:-4})")
+    p.add_argument("--concurrency", type=int, default=4, help="--pools single: the one worker's pool (default 4)")
+    p.add_argument("--pss-every", type=int, default=5,
+                   help="read the workers' PSS (/proc/PID/smaps_rollup) every this many 1-s samples (default 5)")
     p.add_argument("--database-url", default="",
                    help="PostgreSQL URL: runs in a fresh schema there (default: SQLite in the temp dir)")
     p.add_argument("--subscriptions-in", choices=("config", "database"), default="config",
                    help="where the subscriptions live: the config file, or tenants' subscriptions "
-                        "(services.accounts; needs services/accounts/live.py)")
+                        "(services.accounts' tables, written in bulk in the API's shape)")
+    p.add_argument("--changes", type=int, default=5,
+                   help="--subscriptions-in database: this many query changes through the API's function "
+                        "while publishing, timed until every poll pool process applied each (default 5)")
     p.add_argument("--ready-timeout", type=float, default=300.0,
                    help="give up if the worker and its pool are not ready after this long (default 300)")
     p.add_argument("--profile", action="store_true",
@@ -749,7 +953,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
           f"{lo:g}-{hi:g} s; {m} subscriptions over {len(subs.entities)} entities "
           f"(an item matches {per_item:.2f} on average; sample of 400); subscriptions in the "
           f"{args.subscriptions_in}; database {'PostgreSQL' if args.database_url else 'SQLite'}; "
-          f"worker --concurrency {args.concurrency} + beat; generated in {time.monotonic() - t:.1f} s")
+          f"{pools_text(args)} + beat; generated in {time.monotonic() - t:.1f} s")
 
     feeds = Feeds(n)
     feed_httpd, feed_base = serve(_FeedHandler, feeds=feeds)
@@ -761,7 +965,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     db_url = database(args, tmp, res)
     config = tmp / "tulpar.yaml"
     if args.subscriptions_in == "database":
-        store_in_database(db_url, subs, hook_base)
+        print(f"database: {m:,} subscriptions written in bulk in {store_in_database(db_url, subs, hook_base):.1f} s")
         write_config(config, n, feed_base, args.interval, None, hook_base)
     else:
         write_config(config, n, feed_base, args.interval, subs, hook_base)
@@ -771,55 +975,70 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     res.add("redis-server", redis_proc.stop)
     env = {**os.environ, "REDIS_URL": redis_proc.url, "TULPAR_CONFIG": str(config),
            "TULPAR_VAR_DIR": str(tmp / "var"), "DATABASE_URL": db_url, "TZ": "UTC",
-           "TULPAR_CONCURRENCY": str(args.concurrency),
+           "TULPAR_POLL_CONCURRENCY": str(args.poll_concurrency),
+           "TULPAR_DELIVER_CONCURRENCY": str(args.deliver_concurrency),
            # Signed, as in production (an HMAC per webhook).
            "TULPAR_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"e2e-load-harness-secret-32-bytes").decode(),
            "TULPAR_SMTP_HOST": "127.0.0.1", "TULPAR_SMTP_PORT": "9"}
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
-    # The Procfile's two commands.
-    worker = ChildProcess("worker", celery + ["worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency)],
-                          tmp / "worker.log", env=env, cwd=ROOT)
+    # The Procfile's commands: one worker per pool, and beat.
+    workers: list[tuple[str, ChildProcess]] = []
+    poll_worker = None  # the worker that takes the poll queue
+    for label, queues, conc, host in pools(args):
+        cmd = celery + ["worker", "--loglevel", "INFO"] + (["-Q", queues] if queues else []) \
+            + ["--concurrency", str(conc)] + (["--hostname", f"{host}@%h"] if host else [])
+        w = ChildProcess(label, cmd, tmp / f"{label}.log", env=env, cwd=ROOT)
+        workers.append((label, w))
+        if not queues or "poll" in queues.split(","):
+            poll_worker = (label, w, conc)
     beat = ChildProcess("beat", celery + ["beat", "--loglevel", "INFO", "--schedule",
                                           str(tmp / "var" / "celerybeat-schedule")],
                         tmp / "beat.log", env=env, cwd=ROOT)
-    sampler = Sampler(worker, beat, redis_proc)
+    sampler = Sampler(workers, beat, redis_proc, pss_every=args.pss_every)
 
     t_start = time.time()
-    worker.start()
-    res.add("celery worker", lambda: worker.stop(grace=15))
+    for label, w in workers:
+        w.start()
+        res.add(f"celery {label}", lambda w=w: w.stop(grace=15))
     beat.start()
     res.add("celery beat", lambda: beat.stop(grace=10))
     res.add("sampler", sampler.stop_event.set)
     sampler.start()
 
     def alive() -> bool:
-        return worker.exit_code() is None and beat.exit_code() is None
+        return all(w.exit_code() is None for _, w in workers) and beat.exit_code() is None
 
     def fail(msg: str) -> SystemExit:
-        print(f"--- worker log (tail) ---\n{tail(worker.log)}\n--- beat log (tail) ---\n{tail(beat.log)}",
-              file=sys.stderr)
+        for label, w in workers:
+            print(f"--- {label} log (tail) ---\n{tail(w.log)}", file=sys.stderr)
+        print(f"--- beat log (tail) ---\n{tail(beat.log)}", file=sys.stderr)
         return SystemExit(f"{msg} (logs above)")
 
-    # Ready: the worker's "celery@... ready." line, then every pool process
-    # has run a task (a few polls sent straight to the queue).
+    # Ready: each worker's "NAME@HOST ready." line, then every pool process
+    # of the poll worker has run a task (a few polls sent straight to the
+    # queue). A deliver-only worker's pool processes load nothing; their
+    # first deliveries come with the first matches.
     deadline = time.monotonic() + args.ready_timeout
-    while read_worker_log(worker.log).ready_at is None:
+    while any(read_worker_log(w.log).ready_at is None for _, w in workers):
         if not alive() or time.monotonic() > deadline:
-            raise fail("worker did not become ready")
+            raise fail("a worker did not become ready")
         time.sleep(0.2)
     from services.delivery.queue import Queue
 
+    p_label, p_worker, p_conc = poll_worker
     q = Queue(redis_proc.url)
-    q.poll([source_name(f % n) for f in range(2 * args.concurrency)])
+    q.poll([source_name(f % n) for f in range(2 * p_conc)])
     q.close()
-    while len([k for k in read_worker_log(worker.log).first_task if k.startswith("ForkPoolWorker")]) \
-            < args.concurrency:
+    while len([k for k in read_worker_log(p_worker.log).first_task if k.startswith("ForkPoolWorker")]) < p_conc:
         if not alive() or time.monotonic() > deadline:
-            raise fail("the pool processes did not all run a task")
+            raise fail("the poll pool's processes did not all run a task")
         time.sleep(0.2)
     t_warm = time.time()
-    print(f"worker ready: {read_worker_log(worker.log).ready_at - t_start:.1f} s after start; every pool "
-          f"process ran a task {t_warm - t_start:.1f} s after start; publishing for {args.duration:g} s ...")
+    readies = "; ".join(f"{label} {read_worker_log(w.log).ready_at - t_start:.1f} s" for label, w in workers)
+    print(f"worker ready after start: {readies}; every {p_label} pool process ran a poll "
+          f"{t_warm - t_start:.1f} s after start; publishing for {args.duration:g} s ...")
+    sampler.sample(force_pss=True)
+    mem_warm = {label: sampler.tree_pss_max.get(label, 0) for label, _ in workers}
 
     # Publish: each feed's next item after U(lo, hi) s; the first within U(0, hi).
     rng = random.Random(args.seed + 3)
@@ -832,15 +1051,25 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     busy0 = system_busy()
     cpu_marks0 = {pid: info.cpu for pid, info in sampler.procs.items()}
     t0 = time.monotonic()
-    prof_proc = None
-    prof_out = tmp / "profile.txt"
+    prof_procs: list[tuple[str, subprocess.Popen, Path]] = []
+    prof_started = False
     prof_at = args.duration / 3
+    changer = None
+    if args.changes and args.subscriptions_in == "database":
+        changer = Changer(db_url, subs, args.changes, args.duration, t0)
+        changer.start()
+        res.add("changer", changer.stop_event.set)
     while heap and alive():
         due, f = heap[0]
         now = time.monotonic() - t0
-        if args.profile and prof_proc is None and now >= prof_at:
-            prof_proc = start_profile(worker.proc.pid, min(90.0, args.duration / 2), prof_out)
-            res.add("py-spy", lambda: prof_proc.poll() is None and os.killpg(prof_proc.pid, signal.SIGKILL))
+        if args.profile and not prof_started and now >= prof_at:
+            prof_started = True
+            for label, w in workers:
+                out = tmp / f"profile-{label}.txt"
+                pp = start_profile(w.proc.pid, min(90.0, args.duration / 2), out)
+                if pp is not None:
+                    prof_procs.append((label, pp, out))
+                    res.add(f"py-spy {label}", lambda pp=pp: pp.poll() is None and os.killpg(pp.pid, signal.SIGKILL))
         if due >= args.duration:
             break
         if due > now:
@@ -882,16 +1111,17 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
         time.sleep(1.0)
     t_drained = time.time()
     time.sleep(args.settle)
-    sampler.sample()
+    sampler.sample(force_pss=True)
     busy1 = system_busy()
     wall = time.monotonic() - t0
-    if prof_proc is not None:
+    for _, pp, _ in prof_procs:
         try:
-            prof_proc.wait(timeout=120)
+            pp.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            os.killpg(prof_proc.pid, signal.SIGKILL)
+            os.killpg(pp.pid, signal.SIGKILL)
     sampler.stop_event.set()
-    crashed = None if alive() else f"worker exit {worker.exit_code()}, beat exit {beat.exit_code()}"
+    crashed = None if alive() else (", ".join(f"{label} exit {w.exit_code()}" for label, w in workers)
+                                    + f", beat exit {beat.exit_code()}")
     bench_cpu = time.process_time()
 
     # -- results ------------------------------------------------------------------
@@ -909,7 +1139,8 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     duplicated = max(dup_keys, dup_triples)
     latency = [first_at[k] - pub for k, pub in expected.items() if k in first_at]
 
-    wlog = read_worker_log(worker.log)
+    wlogs = {label: read_worker_log(w.log) for label, w in workers}
+    wlog = merge_logs(list(wlogs.values()))
     from services.store import Store
     from services.store.models import Delivery
 
@@ -958,9 +1189,6 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
             pub_to_poll_start.append(start - pub_of[guid])
 
     workers_procs = {pid: i for pid, i in sampler.procs.items()}
-    children = {pid: i for pid, i in workers_procs.items() if i.role == "worker child"}
-    first_tasks = sorted((v[0] - t_start, v[1], v[2], proc) for proc, v in wlog.first_task.items()
-                         if proc.startswith("ForkPoolWorker"))
     cpu_by_role: dict[str, float] = defaultdict(float)
     for pid, info in workers_procs.items():
         cpu_by_role[info.role] += info.cpu - cpu_marks0.get(pid, 0.0)
@@ -974,21 +1202,44 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     print(f"| latency publish -> webhook, p50 / p99 | {p50_99(latency)} |")
     print(f"| of which poll done -> received, p50 / p99 | {p50_99(poll_to_recv)} |")
     print(f"| publish -> poll start (the wait for a poll), p50 / p99 | {p50_99(pub_to_poll_start)} |")
-    ready = f"{wlog.ready_at - t_start:.1f} s" if wlog.ready_at else "n/a"
-    ft = " ".join(f"{a:.1f}" for a, *_ in first_tasks)
-    ftd = " ".join(f"{d:.2f}" for _, d, *_ in first_tasks)
-    print(f"| worker ready / each child's first task done (s after start; its duration) | {ready} / "
-          f"{ft} s ({ftd} s) |")
-    print(f"| memory of the {len(children)} worker children (largest sum of RSS; each one's largest) | "
-          f"{mb(sampler.children_rss_max)} ({', '.join(mb(i.rss_max) for i in children.values())}) |")
-    other_rss = ", ".join(f"{i.role} {mb(i.rss_max)}" for i in workers_procs.values() if i.role != "worker child")
-    print(f"| memory of the others | {other_rss} |")
-    print(f"| longest poll / deliver queue (publishing; draining) | {qpub['poll']:,} / {qpub['deliver']:,}; "
-          f"{qdrain['poll']:,} / {qdrain['deliver']:,} |")
+    for label, w in workers:
+        lg = wlogs[label]
+        ready = f"{lg.ready_at - t_start:.1f} s" if lg.ready_at else "n/a"
+        first_tasks = sorted((v[0] - t_start, v[1], v[2]) for proc, v in lg.first_task.items()
+                             if proc.startswith("ForkPoolWorker"))
+        ft = " ".join(f"{a:.1f}" for a, *_ in first_tasks) or "none"
+        ftd = " ".join(f"{d:.2f}" for _, d, *_ in first_tasks)
+        print(f"| {label} worker ({pool_of(args, label)}): ready / each pool process's first task done "
+              f"(s after start; its duration) | {ready} / {ft} s ({ftd} s) |")
+    for label, w in workers:
+        kids = [i for i in workers_procs.values() if i.role == f"{label} child"]
+        parent = [i for i in workers_procs.values() if i.role == label]
+        print(f"| {label} worker memory, whole tree: largest PSS by warm-up / over the run; largest RSS sum | "
+              f"{mb(mem_warm[label])} / {mb(sampler.tree_pss_max[label])}; {mb(sampler.tree_rss_max[label])} "
+              f"(parent PSS {', '.join(mb(i.pss_max) for i in parent)}; pool processes PSS "
+              f"{', '.join(mb(i.pss_max) for i in kids)}; RSS {', '.join(mb(i.rss_max) for i in kids)}) |")
+    print(f"| all workers together: largest PSS / RSS (same sample) | {mb(sampler.all_pss_max)} / "
+          f"{mb(sampler.all_rss_max)} |")
+    other_rss = ", ".join(f"{i.role} {mb(i.rss_max)}" for i in workers_procs.values()
+                          if i.role in ("beat", "redis-server"))
+    print(f"| memory of beat / redis (RSS) | {other_rss} |")
+    print(f"| longest poll / deliver / sweep queue (publishing; draining) | {qpub['poll']:,} / "
+          f"{qpub['deliver']:,} / {qpub['sweep']:,}; {qdrain['poll']:,} / {qdrain['deliver']:,} / "
+          f"{qdrain['sweep']:,} |")
     cpu_line = ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cpu_by_role.items()))
     print(f"| CPU seconds while publishing + draining ({wall:.0f} s wall) | {cpu_line}, harness "
           f"(feeds, receiver, matcher) {bench_cpu:.1f} incl. setup; machine busy {busy1 - busy0:.0f} of "
           f"{wall * (os.cpu_count() or 1):.0f} CPU-s |")
+    if changer is not None:
+        applied = change_applied(p_worker.log, changer.done, p_conc)
+        firsts = [a for a, _ in applied if a == a]
+        secs = [b for _, b in applied if b == b]
+        print(f"| subscription change (API update) -> applied in the first / in all {p_conc} poll pool "
+              f"processes, median (max) | "
+              + (f"{statistics.median(firsts):.2f} ({max(firsts):.2f}) s" if firsts else "n/a") + " / "
+              + (f"{statistics.median(secs):.2f} ({max(secs):.2f}) s" if secs else "n/a")
+              + f" ({len(secs)} of {len(changer.done)} changes applied in all"
+              + (f"; errors: {'; '.join(changer.errors[:3])}" if changer.errors else "") + ") |")
     print(f"| items published | {len(published):,} over {args.duration:g} s |")
     print(f"| webhooks expected / received / not received (of which truly lost) / duplicated | "
           f"{len(expected):,} / {len(set(first_at) & set(expected)):,} / {len(lost):,} "
@@ -1005,8 +1256,8 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
           f"unexpected webhooks: {len(unexpected)}; deliveries whose poll line was not found: {unmatched_polls}")
     if sampler.series:
         step = max(1, len(sampler.series) // 12)
-        print("queues over time (s since start: poll/deliver, children RSS): " + "; ".join(
-            f"{ts - t_start:.0f}: {pq}/{dq} {mb(rss)}" for ts, pq, dq, rss in sampler.series[::step]))
+        print("queues over time (s since start: poll/deliver queue): " + "; ".join(
+            f"{ts - t_start:.0f}: {pq}/{dq}" for ts, pq, dq, _ in sampler.series[::step]))
     if wlog.warnings:
         print("worker warnings: " + "; ".join(f"{c}x {w}" for w, c in wlog.warnings.most_common(5)))
     if wlog.errors:
@@ -1021,8 +1272,9 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
         print(f"DUPLICATED: {dup_keys} by idempotency key, {dup_triples} by (subscription, article, channel)")
     if unexpected:
         print(f"UNEXPECTED ({len(unexpected)}), e.g.: " + ", ".join(f"{s}/{g}" for s, g, _ in unexpected[:10]))
-    if prof_proc is not None:
-        for line in summarize_profile(prof_out):
+    for label, _, out in prof_procs:
+        print(f"--- profile of the {label} worker ---")
+        for line in summarize_profile(out):
             print(line)
     if args.keep:
         print(f"kept: {tmp}")
