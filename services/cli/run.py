@@ -176,6 +176,10 @@ def handle(args) -> int:
         # the demo; the Procfile runs a pool per kind of task.
         children.append(ChildProcess("worker", celery + [
             "worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency),
+            # No neighbours to sync with: mingle would only add a broker
+            # round trip at start, one a stop signal cannot cut short (a
+            # worker told to stop there, with redis gone, retried on).
+            "--without-mingle", "--without-gossip",
             "--hostname", f"tulpar-{os.getpid()}@%h"], logs / "worker.log", env, ROOT).start())
         children.append(ChildProcess("beat", celery + [
             "beat", "--loglevel", "INFO", "--schedule", str(var / "celerybeat-schedule")],

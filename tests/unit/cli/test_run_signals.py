@@ -279,6 +279,9 @@ def test_a_child_that_keeps_dying_stops_everything_with_exit_1(service):
 @pytest.mark.timeout(60)
 def test_sigkill_of_tulpar_run_takes_its_children_down(service):
     service.worker_with_pool()
+    # A running service is what is killed here: the worker has said "ready."
+    wait_for(lambda: "ready." in (service.var / "log" / "worker.log").read_text(errors="replace"), 30,
+             "the worker to be ready")
     wait_for(lambda: service.children("api"), 10, "the API")
     direct = [p for p in service.marked().values() if p.ppid == service.proc.pid]
     # worker, beat, API, redis-server: each got PDEATHSIG=SIGTERM
