@@ -10,8 +10,7 @@ from datetime import datetime
 
 from fastapi import Depends, Request
 
-from services.accounts.errors import Invalid, NotFound
-from services.accounts.subscriptions import decode_cursor
+from services.accounts.errors import NotFound
 from services.api import auth
 from services.redact import redact_text
 from services.settings import Settings
@@ -91,15 +90,4 @@ def path_id(value: str, what: str) -> str:
     """An id from the path; one that cannot be ours is simply not found."""
     if not _ID.match(value):
         raise NotFound(f"no {what} {value[:64]!r}")
-    return value
-
-
-def cursor(value: str | None) -> str | None:
-    """A page cursor as we gave it out (base64 of an id); anything else is
-    Invalid here, before its decoded bytes reach a query."""
-    if not value:
-        return None
-    decoded = decode_cursor(value)
-    if not _ID.match(decoded):
-        raise Invalid("not a cursor this API gave out", field="cursor")
     return value

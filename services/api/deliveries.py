@@ -27,7 +27,7 @@ def page(subscription: str | None = Query(None, max_length=64, description="only
          ctx: context.Context = Depends(context.of_tenant)):
     if subscription is not None:
         subscription = context.path_id(subscription, "subscription")
-    rows, after = deliveries.page(ctx.store, ctx.tenant_id, subscription, context.cursor(cursor),
+    rows, after = deliveries.page(ctx.store, ctx.tenant_id, subscription, cursor,
                                   min(limit, MAX_PAGE))
     if subscription is not None and not rows and cursor is None:
         # Nothing sent for it: a subscription of this tenant (404 otherwise, like

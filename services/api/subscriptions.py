@@ -34,7 +34,7 @@ def create(body: SubscriptionIn, ctx: context.Context = Depends(context.of_tenan
 def page(cursor: str | None = Query(None, max_length=200, description="`next` of the previous page"),
          limit: int = Query(subscriptions.PAGE, ge=1, description=f"page size (at most {MAX_PAGE})"),
          ctx: context.Context = Depends(context.of_tenant)):
-    views, after = subscriptions.page(ctx.store, ctx.tenant_id, context.cursor(cursor), min(limit, MAX_PAGE))
+    views, after = subscriptions.page(ctx.store, ctx.tenant_id, cursor, min(limit, MAX_PAGE))
     return {"items": [v.to_json() for v in views], "next": after}
 
 
