@@ -33,7 +33,7 @@ from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 from services import config as config_mod
 from services.accounts.live import Live
 from services.config import Config, Subscription
-from services.delivery.queue import POLL_QUEUE, Queue
+from services.delivery.queue import POLL_GATE, POLL_QUEUE, Queue
 from services.polling import Subscriptions
 from services.settings import Settings
 from services.store import Store, schema
@@ -185,12 +185,35 @@ def time_cpu() -> float:
     return t.user + t.system
 
 
+def free_poll_gates(settings: Settings) -> int:
+    """A poll worker starting frees every source's poll gate (workers/beat.py).
+    A worker killed mid-poll never releases its gate, and its unacknowledged
+    poll comes back only after the broker's visibility timeout: the source
+    would go unpolled until the gate expires (the poll's hard time limit,
+    minutes). Freeing a gate whose poll is alive on another worker costs at
+    most one extra poll, which the race-safe commit absorbs."""
+    if not settings.redis_url:
+        return 0
+    queue = Queue(settings.redis_url)
+    try:
+        freed = queue.release_all(POLL_GATE)
+    except Exception as exc:  # Redis not up yet: the gates expire on their own
+        log.warning("could not free the poll gates (%s); they expire on their own", type(exc).__name__)
+        return 0
+    finally:
+        queue.close()
+    if freed:
+        log.info("freed %d poll gates left by an earlier worker", freed)
+    return freed
+
+
 @celeryd_after_setup.connect(weak=False)
 def _preload(instance=None, **kwargs) -> None:
     # Sent in the worker parent after its queues (-Q) and logging are set up
     # and before the pool forks.
     if instance is None or not consumes_polls(instance):
         return
+    free_poll_gates(Settings())
     try:
         preload()
     except Exception:

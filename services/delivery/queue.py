@@ -241,5 +241,10 @@ class Queue:
         """Delete `key` if it still holds `token`."""
         return bool(self.redis.eval(_RELEASE, 1, key, token))
 
+    def release_all(self, prefix: str) -> int:
+        """Delete every key starting with `prefix`, whoever holds it; how many."""
+        keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
+        return int(self.redis.delete(*keys)) if keys else 0
+
     def close(self) -> None:
         self.connection.release()

@@ -304,3 +304,20 @@ def test_the_sweep_is_not_gated(config_file, start_beat, broker, worker_app, mon
     run(beat, 5, until=lambda: len(sweeps.extend(
         m for m in taken(broker, SWEEP_QUEUE)) or sweeps) >= 2)
     assert len(sweeps) >= 2
+
+
+def test_a_poll_worker_starting_frees_the_gates_a_killed_worker_left(broker):
+    # A worker killed mid-poll never releases its gate; the next poll worker
+    # to start frees them all, and nothing else.
+    from workers.runtime import free_poll_gates
+
+    r = redis.Redis.from_url(broker)
+    r.set(POLL_GATE + "wire", "task-of-a-dead-worker", px=600_000)
+    r.set(POLL_GATE + "nbk", "another", px=600_000)
+    r.set("tulpar:sweep-lock", "held", px=600_000)
+    settings = Settings().model_copy(update={"redis_url": broker})
+    assert free_poll_gates(settings) == 2
+    assert r.keys(POLL_GATE + "*") == []
+    assert r.get("tulpar:sweep-lock") == b"held"
+    assert free_poll_gates(settings) == 0
+    r.delete("tulpar:sweep-lock")
