@@ -22,10 +22,12 @@ What runs, all on loopback, in a temp directory:
 - a private redis-server on a free port (services.local.RedisProcess);
 - the Procfile's workers and beat as subprocesses, each in its own process
   group. --pools split (the default, as the Procfile): a poll worker
-  `celery -A workers.app worker --loglevel INFO -Q poll --concurrency 2
-  --hostname poll@%h` and a deliver worker `... -Q deliver,sweep --concurrency 4
-  --hostname deliver@%h` (--poll-concurrency, --deliver-concurrency; default
-  $TULPAR_POLL_CONCURRENCY / $TULPAR_DELIVER_CONCURRENCY as in the Procfile);
+  `celery -A workers.app worker --loglevel INFO -Q poll --pool threads
+  --concurrency 4 --hostname poll@%h` and a deliver worker `... -Q deliver,sweep
+  --concurrency 4 --hostname deliver@%h` (--poll-concurrency,
+  --deliver-concurrency; default $TULPAR_POLL_CONCURRENCY /
+  $TULPAR_DELIVER_CONCURRENCY as in the Procfile; --poll-pool, --deliver-pool
+  to try the other pool);
   --pools single: one worker on all queues, `--concurrency 4`; and
   `celery -A workers.app beat --loglevel INFO --schedule ...`;
 - a SQLite file migrated with `tulpar db upgrade`'s code (or a fresh schema in
@@ -590,20 +592,32 @@ def merge_logs(logs: list[WorkerLog]) -> WorkerLog:
 
 
 # -- the pools -----------------------------------------------------------------------------
-def pools(args) -> list[tuple[str, str, int, str]]:
-    """(label, -Q, --concurrency, --hostname name) per worker: `split` is the
-    Procfile's poll and deliver lines, `single` one worker on all queues."""
+def pools(args) -> list[tuple[str, str, int, str, str]]:
+    """(label, -Q, --concurrency, --hostname name, --pool) per worker: `split`
+    is the Procfile's poll and deliver lines, `single` one worker on all queues."""
     if args.pools == "split":
-        return [("poll", "poll", args.poll_concurrency, "poll"),
-                ("deliver", "deliver,sweep", args.deliver_concurrency, "deliver")]
-    return [("worker", "", args.concurrency, "")]
+        return [("poll", "poll", args.poll_concurrency, "poll", args.poll_pool),
+                ("deliver", "deliver,sweep", args.deliver_concurrency, "deliver", args.deliver_pool)]
+    return [("worker", "", args.concurrency, "", "prefork")]
 
 
 def pool_of(args, label: str) -> str:
-    for lb, queues, conc, _ in pools(args):
+    for lb, queues, conc, _, pool in pools(args):
         if lb == label:
-            return f"-Q {queues or 'all'} --concurrency {conc}"
+            return f"-Q {queues or 'all'} --pool {pool} --concurrency {conc}"
     return "?"
+
+
+def pool_processes(pool: str, concurrency: int) -> int:
+    """How many processes of a worker run its tasks: a threads pool runs
+    them all in the worker's own process."""
+    return 1 if pool == "threads" else concurrency
+
+
+def runs_tasks(process: str) -> bool:
+    """Whether a log line's process name is one that runs tasks: a prefork
+    pool's processes, or the one process of a threads pool."""
+    return process.startswith("ForkPoolWorker") or process == "MainProcess"
 
 
 def pools_text(args) -> str:
@@ -747,7 +761,7 @@ def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int) -> li
     for at, sid in done:
         first: dict[str, float] = {}
         for t, proc, msg in lines:
-            if sid in msg and proc.startswith("ForkPoolWorker") and t >= at - 0.002:
+            if sid in msg and runs_tasks(proc) and t >= at - 0.002:
                 first.setdefault(proc, t)
         out.append((min(first.values()) - at if first else float("nan"),
                     max(first.values()) - at if len(first) >= n_procs else float("nan")))
@@ -901,11 +915,15 @@ def main(argv: list[str] | None = None) -> int:
                         "--poll-concurrency` and `-Q deliver,sweep --concurrency --deliver-concurrency`; "
                         "single: one worker on all queues, --concurrency (the harness before issue 13's "
                         "separate pools)")
-    p.add_argument("--poll-concurrency", type=int, default=int(os.environ.get("TULPAR_POLL_CONCURRENCY") or 2),
-                   help="the poll worker's pool (Procfile: ${TULPAR_POLL_CONCURRENCY:-2})")
+    p.add_argument("--poll-concurrency", type=int, default=int(os.environ.get("TULPAR_POLL_CONCURRENCY") or 4),
+                   help="the poll worker's pool (Procfile: ${TULPAR_POLL_CONCURRENCY:-4})")
+    p.add_argument("--poll-pool", choices=("threads", "prefork"), default="threads",
+                   help="the poll worker's --pool (Procfile: threads)")
     p.add_argument("--deliver-concurrency", type=int,
                    default=int(os.environ.get("TULPAR_DELIVER_CONCURRENCY") or 4),
                    help="the deliver worker's pool (Procfile: ${TULPAR_DELIVER_CONCURRENCY:-4})")
+    p.add_argument("--deliver-pool", choices=("threads", "prefork"), default="prefork",
+                   help="the deliver worker's --pool (Procfile: prefork)")
     p.add_argument("--concurrency", type=int, default=4, help="--pools single: the one worker's pool (default 4)")
     p.add_argument("--pss-every", type=int, default=5,
                    help="read the workers' PSS (/proc/PID/smaps_rollup) every this many 1-s samples (default 5)")
@@ -984,13 +1002,13 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     # The Procfile's commands: one worker per pool, and beat.
     workers: list[tuple[str, ChildProcess]] = []
     poll_worker = None  # the worker that takes the poll queue
-    for label, queues, conc, host in pools(args):
+    for label, queues, conc, host, pool in pools(args):
         cmd = celery + ["worker", "--loglevel", "INFO"] + (["-Q", queues] if queues else []) \
-            + ["--concurrency", str(conc)] + (["--hostname", f"{host}@%h"] if host else [])
+            + ["--pool", pool, "--concurrency", str(conc)] + (["--hostname", f"{host}@%h"] if host else [])
         w = ChildProcess(label, cmd, tmp / f"{label}.log", env=env, cwd=ROOT)
         workers.append((label, w))
         if not queues or "poll" in queues.split(","):
-            poll_worker = (label, w, conc)
+            poll_worker = (label, w, pool_processes(pool, conc))
     beat = ChildProcess("beat", celery + ["beat", "--loglevel", "INFO", "--schedule",
                                           str(tmp / "var" / "celerybeat-schedule")],
                         tmp / "beat.log", env=env, cwd=ROOT)
@@ -1029,7 +1047,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     q = Queue(redis_proc.url)
     q.poll([source_name(f % n) for f in range(2 * p_conc)])
     q.close()
-    while len([k for k in read_worker_log(p_worker.log).first_task if k.startswith("ForkPoolWorker")]) < p_conc:
+    while len([k for k in read_worker_log(p_worker.log).first_task if runs_tasks(k)]) < p_conc:
         if not alive() or time.monotonic() > deadline:
             raise fail("the poll pool's processes did not all run a task")
         time.sleep(0.2)
@@ -1125,6 +1143,21 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     bench_cpu = time.process_time()
 
     # -- results ------------------------------------------------------------------
+    # The rows first, then what was received: the workers are still running,
+    # and a row is marked sent only after its POST was answered, so every row
+    # read as sent here is in the snapshot below. (The other order counted
+    # deliveries sent in between as 'sent but not received'.)
+    import sqlalchemy as sa
+
+    from services.store import Store
+    from services.store.models import Delivery, SeenArticle
+
+    store = Store(db_url)
+    with store.sessions() as s:
+        rows = s.execute(sa.select(Delivery.item_source, Delivery.item_id, Delivery.subscription, Delivery.channel,
+                                   Delivery.created_at, Delivery.attempts, Delivery.status)).all()
+        seen_items = set(s.scalars(sa.select(SeenArticle.article_id)))
+    store.dispose()
     recs = list(received)
     keys = keys_of(recs)
     first_at: dict[tuple, float] = {}
@@ -1141,19 +1174,6 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
 
     wlogs = {label: read_worker_log(w.log) for label, w in workers}
     wlog = merge_logs(list(wlogs.values()))
-    from services.store import Store
-    from services.store.models import Delivery
-
-    import sqlalchemy as sa
-
-    from services.store.models import SeenArticle
-
-    store = Store(db_url)
-    with store.sessions() as s:
-        rows = s.execute(sa.select(Delivery.item_source, Delivery.item_id, Delivery.subscription, Delivery.channel,
-                                   Delivery.created_at, Delivery.attempts, Delivery.status)).all()
-        seen_items = set(s.scalars(sa.select(SeenArticle.article_id)))
-    store.dispose()
     # Why an expected webhook did not arrive: its item never polled (the poll
     # backlog), its delivery still waiting in the outbox/queue (the delivery
     # backlog), or truly lost (seen with no delivery row, or sent/failed and
@@ -1206,7 +1226,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
         lg = wlogs[label]
         ready = f"{lg.ready_at - t_start:.1f} s" if lg.ready_at else "n/a"
         first_tasks = sorted((v[0] - t_start, v[1], v[2]) for proc, v in lg.first_task.items()
-                             if proc.startswith("ForkPoolWorker"))
+                             if runs_tasks(proc))
         ft = " ".join(f"{a:.1f}" for a, *_ in first_tasks) or "none"
         ftd = " ".join(f"{d:.2f}" for _, d, *_ in first_tasks)
         print(f"| {label} worker ({pool_of(args, label)}): ready / each pool process's first task done "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ from services.errors import TulparError
 from services.fx.sources import ADAPTERS
 from services.net.fetch import FetchState, SourceError
 from services.redact import redact_text
+from services.threads import synchronized
 
 if TYPE_CHECKING:
     from services.config import Route, Source, Subscription
@@ -76,9 +78,15 @@ class Subscriptions:
     (`of`), then changed one subscription at a time: a tenant's is put or
     dropped by its id (services/accounts/live.py), and the config's are
     replaced as a whole when the file changes (`set_config`), so a change
-    never re-parses the others."""
+    never re-parses the others.
+
+    Shared by the threads of a poll worker: every change holds `lock` (and
+    the Classifier its own, which a classification holds too), so a poll
+    never sees a change half made; `lock` is taken before the Classifier's,
+    never after."""
 
     def __init__(self, news: Classifier | None = None, fx: Sequence[FxSubscription] = ()):
+        self.lock = threading.RLock()
         self.news = news
         # FX rules by their key, each with its place in the output order.
         self._fx: dict[tuple, tuple[tuple, FxSubscription]] = {}
@@ -95,12 +103,14 @@ class Subscriptions:
         return cls(Classifier(subscriptions), tuple(fx_subscriptions(subscriptions)))
 
     @property
+    @synchronized
     def fx(self) -> tuple[FxSubscription, ...]:
         """The FX rules: the config's in file order, then the tenants' by id."""
         if self._fx_tuple is None:
             self._fx_tuple = tuple(sub for _, sub in sorted(self._fx.values(), key=lambda p: p[0]))
         return self._fx_tuple
 
+    @synchronized
     def set_config(self, subscriptions: Sequence[Subscription]) -> None:
         """Replace the config file's subscriptions (the tenants' stay as they are)."""
         from services.fx.pipeline import fx_subscriptions
@@ -114,6 +124,7 @@ class Subscriptions:
             self._fx[_key(None, sub.name)] = ((0, i), parsed)
         self._fx_tuple = None
 
+    @synchronized
     def put(self, subscription: Subscription) -> None:
         """Add or replace a tenant's subscription (by its id); raises
         RuleError or ValueError when its rule does not parse (then nothing
@@ -129,6 +140,7 @@ class Subscriptions:
             self._fx[key] = ((1, subscription.id), fx_subscription(subscription))
             self._fx_tuple = None
 
+    @synchronized
     def put_many(self, subscriptions: Sequence[Subscription]) -> list[tuple[Subscription, Exception]]:
         """`put` for many tenants' subscriptions at once (a worker's start);
         returns those whose rule did not parse, with the error, and goes on."""
@@ -150,6 +162,7 @@ class Subscriptions:
             failed += self.news.put_many(news)
         return failed
 
+    @synchronized
     def drop(self, subscription_id: str) -> None:
         """Remove a tenant's subscription, if it is here."""
         if self.news is not None:
@@ -161,6 +174,7 @@ class Subscriptions:
         return (self.news is not None and subscription_id in self.news) or \
             _key(subscription_id, "") in self._fx
 
+    @synchronized
     def _ensure_news(self) -> None:
         if self.news is None:
             from services.news.classify import Classifier

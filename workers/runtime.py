@@ -7,24 +7,38 @@ since the last one (`Runtime.subscriptions_now`), and a config file change
 (workers/configfile.py) replaces only the file's subscriptions. Neither
 needs a restart.
 
-Loaded once per worker, not once per pool process: a worker that consumes
-the poll queue builds its runtime -- config, the subscriptions' index --
-in the parent, before the pool forks (`_preload`, at celeryd_after_setup),
-and freezes it out of the garbage collector's reach (`gc.freeze`), so the
-pool processes share those pages copy-on-write instead of each parsing and
-indexing every subscription again (100k: ~270 MB and several CPU-seconds
-per process). Each pool process then only opens its own database
-connections and broker connection (`_after_fork`) and, at its first poll,
-applies the changes logged since the parent loaded. A worker that only
-delivers (`-Q deliver`) loads nothing in the parent, and its pool processes
-never load a subscription (LazyLive); nor does the parent read the config
-file then."""
+Loaded once per worker: a worker that consumes the poll queue builds its
+runtime -- config, the subscriptions' index -- before it takes a task
+(`_preload`, at celeryd_after_setup) and freezes it out of the garbage
+collector's reach (`gc.freeze`). The Procfile's poll worker runs its polls
+in threads of that one process (`--pool threads`): one copy of the index
+(100k subscriptions: ~300 MB), one load at start, each change applied once.
+The objects it shares between threads say how (services/threads.py). A
+poll worker with a prefork pool (`tulpar run`'s all-queues worker) forks
+after the load: the pool processes share the pages copy-on-write for a
+while, but CPython's reference counts write to every object a match reads,
+so over hours each process ends with its own copy (measured: 2 pool
+processes took the tree from 519 to 921 MB at 100k). There each pool
+process opens its own database and broker connections (`_after_fork`) and
+applies the changes logged since the parent loaded at its first poll.
+
+A worker that only delivers (`-Q deliver`) loads nothing in the parent, and
+its pool processes never load a subscription (LazyLive); nor does the
+parent read the config file then. Its pool is prefork: a delivery's hard
+time limit, which keeps it inside its claim's lease (workers/app.py), is
+enforced only there.
+
+Celery enforces no time limit on a threads pool: a poll's own steps bound
+it instead (one deadline for the whole fetch, services/net/httpclient.py;
+the database's lock timeout), and its source's poll gate still expires
+after the poll's hard time limit (workers/beat.py)."""
 from __future__ import annotations
 
 import gc
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -37,6 +51,7 @@ from services.delivery.queue import POLL_GATE, POLL_QUEUE, Queue
 from services.polling import Subscriptions
 from services.settings import Settings
 from services.store import Store, schema
+from services.threads import synchronized
 from workers.configfile import ConfigFile
 
 log = logging.getLogger("tulpar.runtime")
@@ -49,12 +64,15 @@ class LazyLive:
     def __init__(self, store: Store, config_subscriptions: Sequence[Subscription]):
         self.store, self.config_subscriptions = store, config_subscriptions
         self.loaded: Live | None = None
+        self.lock = threading.RLock()  # one load, even when threads ask at once
 
+    @synchronized
     def get(self) -> Live:
         if self.loaded is None:
             self.loaded = load_frozen(self.store, self.config_subscriptions)
         return self.loaded
 
+    @synchronized
     def set_config(self, config_subscriptions: Sequence[Subscription]) -> None:
         self.config_subscriptions = config_subscriptions
         if self.loaded is not None:
@@ -107,6 +125,9 @@ class Runtime:
 
 
 _current: Runtime | None = None
+# The poll worker's tasks are threads of one process: one of them builds the
+# runtime, or follows a config change, at a time.
+_current_lock = threading.Lock()
 
 
 def config_subscriptions(cfg: Config, settings: Settings) -> Sequence[Subscription]:
@@ -116,6 +137,11 @@ def config_subscriptions(cfg: Config, settings: Settings) -> Sequence[Subscripti
 
 
 def runtime() -> Runtime:
+    with _current_lock:
+        return _runtime()
+
+
+def _runtime() -> Runtime:
     global _current
     if _current is None:
         file = ConfigFile(Settings())
@@ -211,7 +237,13 @@ def free_poll_gates(settings: Settings) -> int:
 def _preload(instance=None, **kwargs) -> None:
     # Sent in the worker parent after its queues (-Q) and logging are set up
     # and before the pool forks.
-    if instance is None or not consumes_polls(instance):
+    if instance is None:
+        return
+    if not consumes_polls(instance):
+        # Nothing to load, but what the imports made is frozen all the same:
+        # the pool processes' collections then never write to those pages,
+        # which each pool process would otherwise end up copying.
+        gc.freeze()
         return
     free_poll_gates(Settings())
     try:

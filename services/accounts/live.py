@@ -40,6 +40,7 @@ from services.config import Route, Subscription
 from services.polling import Subscriptions
 from services.store import Store
 from services.store.models import Channel, ChannelType, SubscriptionChange, SubscriptionChannel, TenantSubscription
+from services.threads import synchronized
 
 log = logging.getLogger("tulpar.live")
 
@@ -58,14 +59,19 @@ class Live:
         self.store = store
         self.clock = clock
         self.subscriptions = Subscriptions.of(config_subscriptions)
+        # One refresh at a time, and none while a change is being made (the
+        # threads of a poll worker share this object).
+        self.lock = self.subscriptions.lock
         self.applied = 0                  # the newest seq applied
         self.gaps: dict[int, float] = {}  # seq below `applied` not seen yet -> when first missed
         self.load()
 
+    @synchronized
     def set_config(self, config_subscriptions: Sequence[Subscription]) -> None:
         """The config file changed: replace its subscriptions, not the tenants'."""
         self.subscriptions.set_config(config_subscriptions)
 
+    @synchronized
     def load(self) -> int:
         """Every tenant's subscription that can send; returns how many."""
         # 100k subscriptions are millions of small objects and none of them
@@ -92,6 +98,7 @@ class Live:
                  loaded, os.getpid(), top)
         return loaded
 
+    @synchronized
     def refresh(self) -> list[str]:
         """Apply the changes logged since the last look; returns the ids of
         the subscriptions reloaded (none: one cheap query, nothing else)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Hashable
@@ -18,6 +19,7 @@ from services import rules
 from services.countries import CODES
 from services.news.article import Article
 from services.config import Subscription
+from services.threads import synchronized
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,14 @@ class Classifier:
     article is then tokenised once and checked against all of them.
 
     Matches come out per article in a fixed order whatever the order of the
-    changes: the config's in file order, then the tenants' by id."""
+    changes: the config's in file order, then the tenants' by id.
+
+    Safe to share between threads (the poll worker runs its polls in
+    threads of one process): a change and a classification never run at
+    the same time, because the index is changed in place."""
 
     def __init__(self, subscriptions: Iterable[Subscription] = ()):
+        self.lock = threading.RLock()
         self.matcher = rules.Matcher()
         # key -> (place in the output order, subscription)
         self._subs: dict[tuple[str, str], tuple[tuple, Subscription]] = {}
@@ -64,10 +71,12 @@ class Classifier:
     def __contains__(self, subscription_id: str) -> bool:
         return (TENANT, subscription_id) in self._subs
 
+    @synchronized
     def subscriptions(self) -> list[Subscription]:
         return [sub for _, sub in sorted(self._subs.values(), key=lambda p: p[0])]
 
     # -- changes ---------------------------------------------------------------
+    @synchronized
     def set_config(self, subscriptions: Iterable[Subscription]) -> None:
         """Make the config file's subscriptions these. One whose query is
         unchanged keeps its parsed rule (its channels may change); the
@@ -85,6 +94,7 @@ class Classifier:
                 self.matcher.add(key, rules.parse(sub.query))
             self._subs[key] = ((0, i), sub)
 
+    @synchronized
     def put(self, sub: Subscription) -> None:
         """Add or replace a tenant's subscription (RuleError if its query
         does not parse: then it is not in here)."""
@@ -93,6 +103,7 @@ class Classifier:
         self.matcher.add(key, rules.parse(sub.query))
         self._subs[key] = ((1, sub.id), sub)
 
+    @synchronized
     def put_many(self, subs: Sequence[Subscription]) -> list[tuple[Subscription, Exception]]:
         """`put` for many (a worker's start): each distinct query parsed once,
         the index built with the garbage collector paused (Matcher.add_many).
@@ -121,6 +132,7 @@ class Classifier:
         self.matcher.add_many(items)
         return failed
 
+    @synchronized
     def remove(self, subscription_id: str) -> None:
         """Drop a tenant's subscription, if it is here."""
         key = (TENANT, subscription_id)
@@ -128,6 +140,7 @@ class Classifier:
             self.matcher.remove(key)
 
     # -- matching ----------------------------------------------------------------
+    @synchronized
     def classify(self, articles: list[Article]) -> Classified:
         matches, countries = [], {}
         subs = self._subs

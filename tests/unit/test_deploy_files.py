@@ -13,10 +13,12 @@ from services.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# (process, its queues, its concurrency variable, default): polls and
-# deliveries in separate pools, the sweep beside the deliveries.
-WORKERS = [("poll", "poll", "TULPAR_POLL_CONCURRENCY", "2"),
-           ("deliver", "deliver,sweep", "TULPAR_DELIVER_CONCURRENCY", "4")]
+# (process, its queues, its pool, its concurrency variable, default): polls
+# and deliveries in separate pools, the sweep beside the deliveries; polls in
+# threads of the one process that holds the subscriptions' index
+# (workers/runtime.py), deliveries in processes (their time limits).
+WORKERS = [("poll", "poll", "threads", "TULPAR_POLL_CONCURRENCY", "4"),
+           ("deliver", "deliver,sweep", None, "TULPAR_DELIVER_CONCURRENCY", "4")]
 
 
 def option(argv: list[str], name: str) -> str:
@@ -29,10 +31,11 @@ def test_procfile_runs_a_poll_and_a_deliver_worker_beat_and_the_api():
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert set(lines) == {"poll", "deliver", "beat", "api"}
     consumed = set()
-    for name, queues, variable, default in WORKERS:
+    for name, queues, pool, variable, default in WORKERS:
         argv = lines[name].split()
         assert argv[:4] == ["celery", "-A", "workers.app", "worker"]
         assert option(argv, "-Q") == queues
+        assert (option(argv, "--pool") if "--pool" in argv else None) == pool
         assert option(argv, "--concurrency") == f"${{{variable}:-{default}}}"
         assert option(argv, "--hostname") == f"{name}@%h"  # two workers on one host
         consumed |= set(queues.split(","))
@@ -67,10 +70,11 @@ def test_compose_has_the_stack_and_redis_keeps_an_aof():
         assert env["REDIS_URL"].startswith("redis://redis:")
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["TULPAR_SMTP_HOST"] == "mailpit"
-    for name, queues, variable, default in WORKERS:
+    for name, queues, pool, variable, default in WORKERS:
         argv = services[f"{name}-worker"]["command"]
         assert argv[:4] == ["celery", "-A", "workers.app", "worker"]
         assert option(argv, "-Q") == queues
+        assert (option(argv, "--pool") if "--pool" in argv else None) == pool
         assert option(argv, "--concurrency") == f"${{{variable}:-{default}}}"
         assert services[f"{name}-worker"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     example = services["poll-worker"]["environment"]["TULPAR_CONFIG"].split(":-")[-1].rstrip("}")

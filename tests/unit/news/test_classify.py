@@ -117,3 +117,48 @@ def test_cost_follows_the_matches_not_the_number_of_subscriptions():
     # Walking every subscription per article (the old classifier) made the
     # large one ~100x slower; now both cost about the same.
     assert t_large < 3 * t_small + 0.0005, (t_small, t_large)
+
+
+def test_threads_never_see_a_change_half_made():
+    """The poll worker's threads share one Classifier (workers/runtime.py):
+    replacing a subscription drops it and adds it again, and a poll running
+    meanwhile must see the old one or the new one, never neither."""
+    import sys
+    import threading
+
+    classifier = Classifier(CONFIG + TENANTS)
+    queries = ["cpc", "loadings OR cpc", "(cpc OR kazakh*) AND NOT wheat"]  # each matches CPC
+    stop, misses, errors = threading.Event(), [], []
+
+    def change():
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            classifier.put(tenant("sub_x", "x", queries[i % len(queries)]))
+
+    def classify():
+        try:
+            for _ in range(300):
+                names = [m.subscription.name for m in classifier.matches([CPC])]
+                if "x" not in names:
+                    misses.append(names)
+        except Exception as exc:  # noqa: BLE001 - any error fails the test below
+            errors.append(exc)
+
+    classifier.put(tenant("sub_x", "x", queries[0]))
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        changer = threading.Thread(target=change)
+        readers = [threading.Thread(target=classify) for _ in range(3)]
+        changer.start()
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        stop.set()
+        changer.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert misses == []

@@ -78,10 +78,11 @@ class SlowFeed:
 
 
 class Worker:
-    def __init__(self, tmp: Path, env: dict, queues: str | None):
+    def __init__(self, tmp: Path, env: dict, queues: str | None, pool: str = "prefork",
+                 concurrency: int = CONCURRENCY):
         self.log_path = tmp / "worker.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
-               "--concurrency", str(CONCURRENCY), "--hostname", f"preload-{os.getpid()}-{time.monotonic_ns()}@%h"]
+        cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO", "--pool", pool,
+               "--concurrency", str(concurrency), "--hostname", f"preload-{os.getpid()}-{time.monotonic_ns()}@%h"]
         if queues:
             cmd += ["-Q", queues]
         with self.log_path.open("wb") as log:
@@ -146,8 +147,8 @@ def deployment(tmp_path, var_db, broker):
     queue = Queue(broker)
     workers: list[Worker] = []
 
-    def start(queues: str | None = None) -> Worker:
-        workers.append(Worker(tmp_path, env, queues))
+    def start(queues: str | None = None, **kwargs) -> Worker:
+        workers.append(Worker(tmp_path, env, queues, **kwargs))
         return workers[-1]
 
     yield SimpleNamespace(store=store, tenant=tenant, ids=ids, feed=feed, queue=queue, start=start)
@@ -206,6 +207,44 @@ def test_the_pool_shares_the_parents_loaded_subscriptions_and_applies_later_chan
     # Still nobody loaded again, nor read the config.
     assert [p for p, _ in worker.lines(r"subscriptions: loaded ")] == ["MainProcess"]
     assert [p for p, _ in worker.lines(r"config: read ")] == ["MainProcess"]
+
+
+def test_the_procfiles_poll_worker_loads_once_and_its_threads_follow_changes(deployment):
+    """The Procfile's poll line: threads of one process, which loads the
+    subscriptions once; changes made while polls run in several threads are
+    applied once each, and the last one is what matches."""
+    d = deployment
+    worker = d.start("poll", pool="threads", concurrency=4)
+    worker.wait("ready", lambda: re.search(r"@\S+ ready\.", worker.log()))
+    sent = [0]
+
+    def tick() -> None:  # keep about six polls waiting: four run at once
+        if sent[0] - len(worker.lines(r"\] poll wire: ")) < 6:
+            d.queue.poll(["wire"])
+            sent[0] += 1
+
+    worker.wait("polls", lambda: len(worker.lines(r"\] poll wire: ")) >= 8, tick)
+    changed = d.ids[:10]
+    for i, sid in enumerate(changed):  # while polls keep running
+        subscriptions.update(d.store, d.tenant.id, sid, NOW, query=f"pipeline{i} OR cpc" if i == 9 else f"gone{i}")
+        tick()
+        time.sleep(0.05)
+    # Each change applied once (one process), none twice, none missed.
+    for sid in changed:
+        worker.wait(f"the change of {sid}", lambda sid=sid: worker.lines(rf"subscriptions: \d+ changed \(.*{sid}"),
+                    tick)
+    applied = [line for _, line in worker.lines(r"subscriptions: \d+ changed \(")]
+    assert sum(int(re.search(r"subscriptions: (\d+) changed", line).group(1)) for line in applied) == len(changed)
+    d.feed.publish(("cpc-1", "CPC halts loadings after mooring damage"))
+
+    def delivered():
+        with d.store.sessions() as s:
+            return s.scalars(sa.select(Delivery.subscription_id).where(Delivery.item_id == "cpc-1")).all()
+
+    assert worker.wait("the changed subscription's delivery", delivered, tick) == [changed[9]]
+    assert len(worker.lines(r"subscriptions: loaded ")) == 1
+    assert len(worker.lines(r"config: read ")) == 1
+    assert "Traceback" not in worker.log() and "ERROR" not in worker.log()
 
 
 def test_a_deliver_only_worker_loads_no_subscription(deployment):
