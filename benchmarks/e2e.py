@@ -1082,7 +1082,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
         now = time.monotonic() - t0
         if args.profile and not prof_started and now >= prof_at:
             prof_started = True
-            for label, w in workers:
+            for label, w in workers + [("beat", beat)]:
                 out = tmp / f"profile-{label}.txt"
                 pp = start_profile(w.proc.pid, min(90.0, args.duration / 2), out)
                 if pp is not None:

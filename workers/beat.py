@@ -141,6 +141,18 @@ class ConfigScheduler(PersistentScheduler):
                      ", ".join(sorted(self.schedule)))
         return super().tick(*args, **kwargs)
 
+    def schedules_equal(self, old_schedules, new_schedules):
+        # Celery compares every entry field by field on every tick, in case
+        # someone changed the schedule behind its back: at 1,000 sources that
+        # was 59% of beat's CPU (py-spy; beat took a third of a core). Here
+        # the entries change only in tick() above, when the config file does,
+        # and that drops the heap itself; between two such changes only run
+        # times advance, which the heap already follows. (Even comparing the
+        # names on each tick cost 17% of what was left.)
+        if old_schedules is None or new_schedules is None:
+            return old_schedules is new_schedules
+        return len(old_schedules) == len(new_schedules)
+
     def apply_entry(self, entry, producer=None):
         if entry.task != POLL_TASK or not entry.args:
             return super().apply_entry(entry, producer=producer)
