@@ -13,6 +13,17 @@ the caller's byte limit (settings.max_config_bytes).
 
 Every error is a YamlError that says `FILE:LINE: what is wrong` (no line when
 none applies, e.g. for the size of the file).
+
+`load()` first tries a plain reading (`_Plain`): Python values straight from
+the parser's events, for a document without anchors, aliases, explicit tags,
+merge keys or collections as keys (a rules file, most configs). Without
+aliases a document stands for just what is written, so the one limit left to
+enforce is the nesting depth, checked as each collection opens. At anything
+else, and at any error, the plain reading stops and the general one
+(compose, then construct) reads the text again: so every refusal and every
+error message is the general reading's, and the values are the same (both
+resolve and construct scalars with PyYAML's own resolver and constructors;
+tests/unit/test_yamlfile.py compares the two).
 """
 from __future__ import annotations
 
@@ -121,18 +132,42 @@ def _too_big(name: str, max_bytes: int) -> YamlError:
 
 def load(text: str, file: str, limits: Limits = LIMITS, parser: str = DEFAULT_PARSER) -> Any:
     """The document as plain Python (None for an empty one), like yaml.safe_load."""
-    node = compose(text, file, limits, parser)
+    _check_characters(text, file)
+    try:
+        return plain_load(text, limits, parser)
+    except Exception:  # noqa: BLE001  anything unusual, any error: the general reading decides and says
+        pass
+    node = _compose(text, file, limits, parser)
     return None if node is None else construct(node, file)
+
+
+def plain_load(text: str, limits: Limits = LIMITS, parser: str = DEFAULT_PARSER) -> Any:
+    """`load()` by the plain reading only (see the module docstring): raises
+    Unusual for what it leaves to the general one, or the error it met."""
+    events = PARSERS[parser](text)
+    try:
+        with _collector_paused():
+            return _Plain(events, limits).document()
+    finally:
+        events.dispose()
 
 
 def compose(text: str, file: str, limits: Limits = LIMITS, parser: str = DEFAULT_PARSER) -> Node | None:
     """The document's node graph (None for an empty one), within the limits.
     An alias is the node it refers to (shared, as in PyYAML)."""
+    _check_characters(text, file)
+    return _compose(text, file, limits, parser)
+
+
+def _check_characters(text: str, file: str) -> None:
     bad = Reader.NON_PRINTABLE.search(text)
     if bad:
         # Checked here so that both parsers say the same thing, with a line.
         raise YamlError(file, text.count("\n", 0, bad.start()) + 1,
                         f"not valid YAML: character #x{ord(bad.group()):04x} is not allowed")
+
+
+def _compose(text: str, file: str, limits: Limits, parser: str) -> Node | None:
     events = PARSERS[parser](text)
     try:
         with _collector_paused():
@@ -325,3 +360,116 @@ def _attach(frame: list, child: Node, nodes: int, depth: int) -> None:
     else:
         parent.value.append((frame[4], child))
         frame[4] = None
+
+
+class Unusual(Exception):
+    """What the plain reading leaves to the general one."""
+
+
+# Tags an untagged plain scalar may resolve to that the plain reading
+# constructs itself (with PyYAML's constructors); any other (a merge key
+# `<<`, the `=` value key...) is left to the general reading.
+_STR = BaseResolver.DEFAULT_SCALAR_TAG
+_PLAIN_TAGS = frozenset({_STR, "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                         "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"})
+_SEQUENCE = object()  # the key slot of an open sequence
+_NO_KEY = object()  # the key slot of an open mapping waiting for a key
+
+
+class _Plain:
+    """Python values straight from the events of a document without anchors,
+    aliases, explicit tags, merge keys or collections as keys, as
+    `construct(compose(...))` gives them; Unusual at anything else.
+
+    A scalar gets the tag `compose` gives it (PyYAML's resolver; a plain
+    scalar whose first character starts no implicit tag is a string, as the
+    resolver has nothing to try on it) and, unless a string, the value
+    `construct` gives it (PyYAML's constructor for that tag)."""
+
+    def __init__(self, events, limits: Limits):
+        self.events, self.limits = events, limits
+
+    def document(self) -> Any:
+        events = self.events
+        get = events.get_event
+        get()  # stream start
+        if type(events.peek_event()) is StreamEndEvent:
+            return None
+        resolvers = events.yaml_implicit_resolvers
+        if None in resolvers or events.yaml_path_resolvers:
+            raise Unusual("resolvers for every scalar, or by path")
+        get()  # document start
+        root, written = self._root(get, resolvers.keys())
+        get()  # document end
+        if type(get()) is not StreamEndEvent:
+            raise Unusual("another document")
+        # Without aliases the document stands for the nodes written, so this
+        # passes unless the limits are set below 1 x what is written.
+        if written > max(self.limits.min_expanded, self.limits.expansion_ratio * written):
+            raise Unusual("past the expansion limit")
+        return root
+
+    def _root(self, get, starts) -> tuple[Any, int]:
+        resolve = self.events.resolve
+        constructor = _Constructor()
+        tags: dict[str, str] = {}  # plain scalar -> its tag, resolved once
+        max_depth = self.limits.max_depth
+        outer: list[tuple[Any, Any]] = []  # per enclosing collection: (it, its key slot)
+        top, slot = None, None  # the innermost open collection and its key slot
+        written = 0
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is ScalarEvent:
+                if event.anchor is not None:
+                    raise Unusual("an anchor")
+                tag = event.tag
+                if tag is not None and tag != "!":
+                    raise Unusual("an explicit tag")
+                value = event.value
+                if event.implicit[0] and (not value or value[0] in starts):
+                    tag = tags.get(value)
+                    if tag is None:
+                        tag = tags[value] = resolve(ScalarNode, value, event.implicit)
+                    if tag is not _STR and tag != _STR:
+                        if tag not in _PLAIN_TAGS:
+                            raise Unusual(f"a scalar tagged {tag}")
+                        value = constructor.construct_document(
+                            ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style))
+                written += 1
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if event.anchor is not None:
+                    raise Unusual("an anchor")
+                tag = event.tag
+                if tag is not None and tag != "!":
+                    raise Unusual("an explicit tag")
+                if top is not None:
+                    if len(outer) + 1 >= max_depth:
+                        raise Unusual("too deep")
+                    if slot is _NO_KEY:
+                        raise Unusual("a collection as a key")
+                    outer.append((top, slot))
+                elif max_depth <= 0:
+                    raise Unusual("too deep")
+                written += 1
+                if kind is MappingStartEvent:
+                    top, slot = {}, _NO_KEY
+                else:
+                    top, slot = [], _SEQUENCE
+                continue
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                if not outer:
+                    return top, written
+                value = top
+                top, slot = outer.pop()
+            else:
+                raise Unusual(f"{kind.__name__}")
+            if slot is _SEQUENCE:
+                top.append(value)
+            elif slot is _NO_KEY:
+                slot = value
+            elif top is None:  # the document is one scalar
+                return value, written
+            else:
+                top[slot] = value
+                slot = _NO_KEY

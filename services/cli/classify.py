@@ -37,22 +37,33 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # The cyclic collector stays paused until the rules are loaded, indexed
+    # and frozen (classify() turns it back on then): re-enabled in between,
+    # its first full collection would walk the millions of objects of 100k
+    # parsed rules once for nothing (nothing loading makes is a cycle).
+    collector = gc.isenabled()
+    gc.disable()
     try:
-        rules = load_rules(args.rules, LazyPresets(args.presets))
-        articles = load_articles(args.articles)
-    except InputError as err:
-        print(f"tulpar classify: {err}", file=sys.stderr)
-        return 2
-    # Everything is checked by now: the output can go out article by
-    # article (one write each) rather than all at the end.
-    write = sys.stdout.write
-    for chunk in classify(rules, articles):
-        write(chunk)
-    sys.stdout.flush()
-    return 0
+        try:
+            rules = load_rules(args.rules, LazyPresets(args.presets))
+            articles = load_articles(args.articles)
+        except InputError as err:
+            print(f"tulpar classify: {err}", file=sys.stderr)
+            return 2
+        # Everything is checked by now: the output can go out article by
+        # article (one write each) rather than all at the end.
+        write = sys.stdout.write
+        for chunk in classify(rules, articles, collector):
+            write(chunk)
+        sys.stdout.flush()
+        return 0
+    finally:
+        if collector:
+            gc.enable()
 
 
-def classify(rules: list[tuple[object, object]], articles: list[dict]) -> Iterator[str]:
+def classify(rules: list[tuple[object, object]], articles: list[dict],
+             collector: bool | None = None) -> Iterator[str]:
     """The output for parsed `(name, rule)` pairs and checked articles, one
     string per article (its lines, possibly none).
 
@@ -62,12 +73,17 @@ def classify(rules: list[tuple[object, object]], articles: list[dict]) -> Iterat
     distinct tuple of terms once (the matcher numbers them: the same few
     recur across rules and articles). A few hundred matches per article
     make any per-line Python step cost more than matching, so an article's
-    lines are gathered with numpy and joined in one call."""
+    lines are gathered with numpy and joined in one call.
+
+    `collector`: whether to turn the cyclic garbage collector on (or off)
+    once the rules are indexed and frozen (None: leave it as it is)."""
     matcher = Matcher()
     matcher.add_many((position, rule) for position, (_, rule) in enumerate(rules))
     # The rules are loaded for good: keep the collector from rescanning
     # them while matching (see docs/performance-match.md).
     gc.freeze()
+    if collector is not None:
+        (gc.enable if collector else gc.disable)()
     names = [f"{_encode_string(name) if name.__class__ is str else _json(name)}, \"terms\": " for name, _ in rules]
     # By rule id (the matcher's numbering; the key is the position).
     rule_parts = np.array([names[key] for key in matcher.keys_by_id()], dtype=object)
@@ -138,32 +154,52 @@ def load_rules(path: str, presets) -> list[tuple[object, object]]:
 
 def _check_rules(path: str, data: list, presets, parsed: dict) -> list[tuple[object, object]]:
     rules, seen = [], set()
+    append, known = rules.append, parsed.get
     for number, item in enumerate(data, 1):
-        where = f"{path}: rule {number}"
-        if not isinstance(item, dict):
-            raise InputError(f"{where}: expected a mapping with name and query")
-        name = item.get("name")
-        if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name).strip():
-            raise InputError(f"{where}: 'name' must be a non-empty string")
-        where = f"{path}: rule '{name}'"
-        if name in seen:
-            raise InputError(f"{where}: duplicate name")
+        # The common case first, with no message built: a mapping whose name
+        # is a new non-empty string and whose query is a string.
+        if item.__class__ is dict:
+            name, query = item.get("name"), item.get("query")
+            if name.__class__ is str and query.__class__ is str and name not in seen and name.strip():
+                seen.add(name)
+                rule = known(query)
+                if rule is None:
+                    rule = parsed[query] = _parse_rule(path, name, query, presets)
+                append((name, rule))
+                continue
+        name, query = _check_item(path, number, item, seen)
         seen.add(name)
-        query = item.get("query")
-        if not isinstance(query, str):
-            raise InputError(f"{where}: 'query' must be a string")
-        rule = parsed.get(query)
-        if rule is not None:
-            rules.append((name, rule))
-            continue
-        try:
-            rule = parsed[query] = parse(query, presets)
-        except RuleError as err:
-            raise InputError(f"{where}: {err}\n{err.display(query)}") from None
-        except PresetError as err:
-            raise InputError(f"bad preset: {err}") from None
-        rules.append((name, rule))
+        rule = known(query)
+        if rule is None:
+            rule = parsed[query] = _parse_rule(path, name, query, presets)
+        append((name, rule))
     return rules
+
+
+def _check_item(path: str, number: int, item, seen: set) -> tuple[object, str]:
+    """(name, query) of a rule, or the InputError that says what is wrong."""
+    where = f"{path}: rule {number}"
+    if not isinstance(item, dict):
+        raise InputError(f"{where}: expected a mapping with name and query")
+    name = item.get("name")
+    if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name).strip():
+        raise InputError(f"{where}: 'name' must be a non-empty string")
+    where = f"{path}: rule '{name}'"
+    if name in seen:
+        raise InputError(f"{where}: duplicate name")
+    query = item.get("query")
+    if not isinstance(query, str):
+        raise InputError(f"{where}: 'query' must be a string")
+    return name, query
+
+
+def _parse_rule(path: str, name, query: str, presets):
+    try:
+        return parse(query, presets)
+    except RuleError as err:
+        raise InputError(f"{path}: rule '{name}': {err}\n{err.display(query)}") from None
+    except PresetError as err:
+        raise InputError(f"bad preset: {err}") from None
 
 
 _TEXT_KEYS = ("title", "summary")

@@ -44,19 +44,23 @@ class _Too(Exception):
 
 def feature(node: Node) -> Feature | None:
     """The feature that decides a leaf exactly, or None (a check)."""
-    if isinstance(node, Term):
+    # By exact class: the node classes are final, and this runs for every
+    # leaf of every rule loaded.
+    cls = node.__class__
+    if cls is Term:
         return (_FIELD_TABLE[node.fields] + "s", node.stem)
-    if isinstance(node, Phrase):
-        if len(node.words) == 1:
-            return (_FIELD_TABLE[node.fields] + "w", node.words[0])
-        if len(node.words) == 2:
-            return (_FIELD_TABLE[node.fields] + "b", node.words)
+    if cls is Phrase:
+        words = node.words
+        if len(words) == 1:
+            return (_FIELD_TABLE[node.fields] + "w", words[0])
+        if len(words) == 2:
+            return (_FIELD_TABLE[node.fields] + "b", words)
         return None
-    if isinstance(node, Prefix):
+    if cls is Prefix:
         if node.fields == BOTH and len(node.prefix) <= PREFIX_KEY:
             return (f"p{len(node.prefix)}", node.prefix)
         return None
-    if isinstance(node, Meta):
+    if cls is Meta:
         return ("m", f"{node.field}={node.value}")
     return None
 
@@ -68,35 +72,49 @@ def clauses(rule: Node) -> list[Clause] | None:
     except _Too:
         return None
     out = []
-    for literals in dict.fromkeys(literal_sets):
-        parts: tuple[set, set, set, set] = (set(), set(), set(), set())
+    for literals in (literal_sets if len(literal_sets) == 1 else dict.fromkeys(literal_sets)):
+        # Sets made only for the parts a clause has (most have one or two
+        # literals), each frozen as before so it is laid out the same.
+        parts: list = [None, None, None, None]
         for node, positive in literals:
             f = feature(node)
             index = (0 if positive else 1) if f is not None else (2 if positive else 3)
-            parts[index].add(f if f is not None else node)
-        out.append(Clause(*map(frozenset, parts)))
+            part = parts[index]
+            if part is None:
+                part = parts[index] = set()
+            part.add(f if f is not None else node)
+        out.append(Clause(*[_NONE if part is None else frozenset(part) for part in parts]))
     return out
+
+
+_NONE: frozenset = frozenset()
 
 
 # Each clause is a frozenset of (leaf node, positive?) while being built.
 def _positive(node: Node) -> list[frozenset]:
-    if isinstance(node, Or):
+    cls = node.__class__
+    if cls in _LEAVES:
+        return [frozenset(((node, True),))]
+    if cls is Or:
         return [c for child in node.children for c in _positive(child)]
-    if isinstance(node, And):
+    if cls is And:
         return _product([_positive(child) for child in node.children])
-    if isinstance(node, Not):
+    if cls is Not:
         return _negative(node.child)
-    return [frozenset({(_leaf(node), True)})]
+    return [frozenset(((_leaf(node), True),))]
 
 
 def _negative(node: Node) -> list[frozenset]:
-    if isinstance(node, Or):  # not (a or b) = not a and not b
+    cls = node.__class__
+    if cls in _LEAVES:
+        return [frozenset(((node, False),))]
+    if cls is Or:  # not (a or b) = not a and not b
         return _product([_negative(child) for child in node.children])
-    if isinstance(node, And):  # not (a and b) = not a or not b
+    if cls is And:  # not (a and b) = not a or not b
         return [c for child in node.children for c in _negative(child)]
-    if isinstance(node, Not):
+    if cls is Not:
         return _positive(node.child)
-    return [frozenset({(_leaf(node), False)})]
+    return [frozenset(((_leaf(node), False),))]
 
 
 def _product(options: list[list[frozenset]]) -> list[frozenset]:
@@ -105,7 +123,12 @@ def _product(options: list[list[frozenset]]) -> list[frozenset]:
         size *= len(o)
     if size > MAX_CLAUSES:
         raise _Too
+    if size == 1:  # an AND of single clauses: one clause
+        return [frozenset().union(*[o[0] for o in options])]
     return [frozenset().union(*combo) for combo in product(*options)]
+
+
+_LEAVES = frozenset({Term, Phrase, Prefix, Meta, Near})
 
 
 def _leaf(node: Node) -> Node:
