@@ -1,6 +1,7 @@
 """An article prepared for matching: tokenised once, shared by every rule."""
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from services.rules.parser import primary_language
@@ -52,28 +53,30 @@ class Document:
                 return getattr(article, name, default)
         return cls(get("title") or "", get("summary") or "", get("source") or "", get("lang"))
 
-    # Feature sets for the index, built on first use.
+    # Feature sets for the index, built on first use (each grown in place
+    # from the title's: `union` would copy it once more).
     @property
     def stem_set(self) -> set[str]:
         if self._stem_set is None:
-            self._stem_set = set(self.fields["title"].stems).union(self.fields["summary"].stems)
+            found = self._stem_set = set(self.fields["title"].stems)
+            found.update(self.fields["summary"].stems)
         return self._stem_set
 
     @property
     def word_set(self) -> set[str]:
         if self._word_set is None:
-            self._word_set = set(self.fields["title"].norms).union(self.fields["summary"].norms)
+            found = self._word_set = set(self.fields["title"].norms)
+            found.update(self.fields["summary"].norms)
         return self._word_set
 
     @property
     def bigrams(self) -> set[tuple[str, str]]:
         """Adjacent word pairs within a field, as (first, second)."""
         if self._bigrams is None:
-            pairs = set()
-            for field in self.fields.values():
-                norms = field.norms
-                pairs.update(zip(norms, norms[1:]))
-            self._bigrams = pairs
+            norms = self.fields["title"].norms
+            pairs = self._bigrams = set(zip(norms, norms[1:]))
+            norms = self.fields["summary"].norms
+            pairs.update(zip(norms, norms[1:]))
         return self._bigrams
 
     @property
@@ -87,8 +90,15 @@ class Document:
         """First `length` characters of every word that long, both fields."""
         found = self._prefix_sets.get(length)
         if found is None:
-            title, summary = self.fields["title"], self.fields["summary"]
-            found = self._prefix_sets[length] = title.prefix_set(length) | summary.prefix_set(length)
+            if length == 4:
+                # The tokeniser keeps each word's first 4 letters (None when
+                # shorter): the prefix the index reads on every article.
+                found = set(map(_PREFIX4, self.fields["title"].tokens))
+                found.update(map(_PREFIX4, self.fields["summary"].tokens))
+                found.discard(None)
+            else:
+                found = {w[:length] for w in self.word_set if len(w) >= length}
+            self._prefix_sets[length] = found
         return found
 
     def table(self, name: str) -> set:
@@ -120,3 +130,6 @@ class Document:
             return set(field.norms)
         norms = field.norms
         return set(zip(norms, norms[1:]))
+
+
+_PREFIX4 = itemgetter(2)  # of a token (normalised, stem, first 4 letters): see text.token

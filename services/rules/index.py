@@ -13,19 +13,28 @@ Each rule is rewritten as clauses over document features
    each at most once per article;
 4. a rule matches when one of its clauses survives.
 
-Steps 1, 2 and 4 are numpy array operations over clause ids, so the cost per
-article grows with the features it has, not with the number of rules, and
-Python only loops over the clauses that need a check. Evidence is worked out
-when first read (`services.rules.compiled`). Results equal `evaluate()`
-exactly; tests/unit/rules/test_matcher.py checks that with random rules and
-articles.
+Most clauses are one feature and nothing else (`tariff`, `"export duty"`, a
+branch of an OR): those are filed as *direct* postings of rule ids, which
+need no counting, filtering or check. The rest go through steps 1-4.
+
+There are two ways to run the steps, with the same results. With few
+postings per article (up to ~10k rules), Python sets and a Counter over the
+posting lists are cheapest; with many (100k rules and more), numpy array
+operations over clause ids are, since their cost is a fixed few dozen
+calls whatever the number of ids. The Matcher picks by a running average of
+the postings it met (`PYTHON_PATH_LIMIT`). Either way the cost per article
+grows with the features it has, not with the number of rules, and Python
+only loops over the clauses that need a check. Evidence is worked out when
+first read (`services.rules.compiled`). Results equal `evaluate()` exactly;
+tests/unit/rules/test_matcher.py checks that with random rules and articles,
+on both paths.
 """
 from __future__ import annotations
 
 import gc
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, Hashable, Iterator
+from typing import Any, Hashable, Iterable, Iterator
 
 import numpy as np
 
@@ -91,13 +100,16 @@ class Matcher:
         self._postings = Postings()
         self._rule_of = Column(ID, -1)
         self._has_checks = Column(np.bool_, False)
-        self._clause_checks: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        # What the Python path needs of each clause that is not direct:
+        # (rule id, present features other than the one it is filed under,
+        # meta id, checks that must hold, checks that must fail).
+        self._spec: dict[int, tuple[int, tuple[Feature, ...], int, tuple[int, ...], tuple[int, ...]]] = {}
         self._need = Column(ID, 1)  # see _add_clause
         # The (source, lang) a clause requires, as an id (0: none), and per
         # article (source, lang) which of those ids it satisfies.
         self._meta = Column(ID, 0)
         self._meta_ids: dict[tuple[str | None, str | None], int] = {}
-        self._meta_allowed: dict[tuple[str, str], np.ndarray] = {}
+        self._meta_allowed: dict[tuple[str, str], tuple[np.ndarray, list[bool]]] = {}
         self._meta_users = 0
         self._always: dict[int, None] = {}
         self._always_array: np.ndarray | None = None
@@ -109,6 +121,9 @@ class Matcher:
         self._predicates = PredicateCompiler()
         self._compiler = EvidenceCompiler()
         self._preset_covers: dict[int, tuple[Node, list[Feature] | None]] = {}
+        # Running average of the (non-direct) postings an article meets,
+        # which decides between the Python and the numpy path.
+        self._load = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -171,7 +186,7 @@ class Matcher:
         for c in entry.clauses:
             self._rule_of[c] = -1
             self._has_checks[c] = False
-            self._clause_checks.pop(c, None)
+            self._spec.pop(c, None)
             if self._meta.data[c]:
                 self._meta_users -= 1
                 self._meta[c] = 0
@@ -195,8 +210,6 @@ class Matcher:
         # Every column gets a value, so each is as long as the clause ids.
         self._rule_of[c] = entry.id
         self._has_checks[c] = bool(holds or fails)
-        if holds or fails:
-            self._clause_checks[c] = (holds, fails)
         covers = [cover for cover in map(self._cover_of, clause.holds) if cover is not None]
         if meta and not present and not covers:
             present, meta = [("m", m) for m in meta], []
@@ -207,16 +220,30 @@ class Matcher:
         self._meta_users += bool(meta)
         # How many of the features it is filed under an article must have:
         # all of its present features, or any one of a check's cover.
-        self._need[c] = max(1, len(present))
-        if present:
+        self._need[c] = need = max(1, len(present))
+        if need == 1 and present and not (meta or holds or fails or clause.absent):
+            # The feature alone decides: file the rule itself (a rule id,
+            # not a clause id; the columns above are then never read).
+            self._file(entry, "direct", present[0], entry.id)
+            return
+        rest: tuple[Feature, ...] = ()
+        if need > 1:
+            # Counted by the numpy path; the Python path finds the clause by
+            # its rarest feature and looks the others up in the article.
+            rarest = max(present, key=lambda f: cover_score([f]))
+            rest = tuple(f for f in present if f != rarest)
+            self._file(entry, "rarest", rarest, c)
             for f in present:
-                self._file(entry, "present", f, c)
+                self._file(entry, "counted", f, c)
+        elif present:
+            self._file(entry, "present", present[0], c)
         elif covers:
             for f in max(covers, key=cover_score):
                 self._file(entry, "present", f, c)
         else:
             self._always[c] = None
             self._always_array = None
+        self._spec[c] = (entry.id, rest, int(self._meta.data[c]), holds, fails)
         for f in clause.absent:
             self._file(entry, "absent", f, c)
 
@@ -254,6 +281,13 @@ class Matcher:
         return cover(_node(key), self._preset_covers)
 
     # -- matching ------------------------------------------------------
+    # Above this running average of non-direct postings per article the
+    # numpy path is used. On benchmarks/match.py's rules 10k rules give ~31
+    # per article (Python path ~25% faster there) and 100k ~311 (numpy ~30%
+    # faster); the numpy path counts a clause under each of its features, so
+    # it sees ~400 there and does not flip back and forth near the limit.
+    PYTHON_PATH_LIMIT = 120
+
     def match(self, article: Any) -> "Matches":
         """{key: Evidence} of the rules matching `article` (an Article, a
         dict or a Document), in the order the rules were added."""
@@ -261,24 +295,16 @@ class Matcher:
         # A Document matched before may hold results for preset trees that
         # are gone by now, and a new tree can reuse a gone one's id.
         doc.memo.clear()
-        candidates = self._candidates(doc)
-        checked = self._has_checks.data[candidates]
-        rule_of = self._rule_of.data
-        if not checked.any():
-            return Matches(self, doc, _sorted_unique(rule_of[candidates]))
-        found = rule_of[candidates[~checked]]
-        passes = self._passes
-        results: dict[int, bool] = {}  # check id -> result: each check runs once per article
-        passed = [rule_of[c] for c in set(candidates[checked].tolist()) if passes(c, doc, results)]
-        if passed:
-            found = np.concatenate((found, np.array(passed, dtype=ID)))
-        return Matches(self, doc, _sorted_unique(found))
+        if self._load < self.PYTHON_PATH_LIMIT:
+            return Matches(self, doc, self._match_python(doc))
+        return Matches(self, doc, self._match_numpy(doc))
 
     def candidates(self, doc: Document) -> set[int]:
         """Ids of the rules with a clause worth checking on `doc` (for
         measuring the index)."""
         doc = Document.from_article(doc)
-        return set(self._rule_of.data[self._candidates(doc)].tolist())
+        direct, clauses = self._candidates(doc)
+        return set(self._rule_of.data[clauses].tolist()).union(*(d.tolist() for d in direct))
 
     def refresh(self) -> None:
         """Bring the index's arrays up to date now rather than on the next
@@ -288,36 +314,93 @@ class Matcher:
         if len(self._blocked.data) < n:
             self._blocked[n] = False
 
-    def _candidates(self, doc: Document) -> np.ndarray:
-        """Clause ids that hold on `doc` unless a check says otherwise
-        (possibly repeated)."""
-        postings = self._postings
+    def _match_python(self, doc: Document) -> list[int]:
+        """Rule ids matching `doc`, ascending, with sets and lists."""
+        found: set[int] = set()
+        pending: list[int] = []  # clause ids (a cover's clause once per feature it has)
+        blocked: set[int] = set()
+        for table, index in self._postings.lists().items():
+            for key in _keys_in(doc, table, index):
+                direct, present, _, rarest, absent = index[key]
+                if direct:
+                    found.update(direct)
+                if present:
+                    pending += present
+                if rarest:
+                    pending += rarest
+                if absent:
+                    blocked.update(absent)
+        if self._always:
+            pending += self._always
+        self._load += (len(pending) - self._load) / 16
+        if not pending:
+            return sorted(found)
+        spec, passes, table = self._spec, self._passes, doc.table
+        allowed = self._allowed(doc)[1] if self._meta_users else None
+        results: dict[int, bool] = {}  # check id -> result: each check runs once per article
+        for c in dict.fromkeys(pending):
+            rule, rest, meta, holds, fails = spec[c]
+            # Cheapest tests first; a rule already found needs no check.
+            if rule in found or c in blocked or (meta and not allowed[meta]):
+                continue
+            if rest and not all(key in table(t) for t, key in rest):
+                continue
+            if (holds or fails) and not passes(holds, fails, doc, results):
+                continue
+            found.add(rule)
+        return sorted(found)
+
+    def _match_numpy(self, doc: Document) -> np.ndarray:
+        """Rule ids matching `doc`, ascending, with numpy arrays."""
+        direct, candidates = self._candidates(doc)
+        rule_of = self._rule_of.data
+        checked = self._has_checks.data[candidates]
+        if checked.any():
+            direct.append(rule_of[candidates[~checked]])
+            spec, passes = self._spec, self._passes
+            results: dict[int, bool] = {}  # check id -> result: each check runs once per article
+            passed = []
+            for c in set(candidates[checked].tolist()):
+                rule, _, _, holds, fails = spec[c]
+                if passes(holds, fails, doc, results):
+                    passed.append(rule)
+            if passed:
+                direct.append(np.array(passed, dtype=ID))
+        elif len(candidates):
+            direct.append(rule_of[candidates])
+        if not direct:
+            return EMPTY
+        return _sorted_unique(np.concatenate(direct) if len(direct) > 1 else direct[0])
+
+    def _candidates(self, doc: Document) -> tuple[list[np.ndarray], np.ndarray]:
+        """(arrays of rule ids a direct clause matches, clause ids that hold
+        on `doc` unless a check says otherwise; both possibly repeated)."""
         self.refresh()
-        hits = []
-        for table, index in postings.arrays("present").items():
-            if len(index) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
-                # A few short prefixes (one rule with `oil*` would otherwise
-                # make every article build its set of 3-letter prefixes):
-                # a binary search each in the article's sorted words.
-                words = doc.sorted_words
-                hits += [index[k] for k in index if starts_any(words, k)]
-            else:
-                hits += [index[k] for k in doc.table(table) & index.keys()]
+        direct, present, absent = [], [], []
+        for table, index in self._postings.arrays().items():
+            for key in _keys_in(doc, table, index):
+                d, p, a = index[key]
+                if d is not None:
+                    direct.append(d)
+                if p is not None:
+                    present.append(p)
+                if a is not None:
+                    absent.append(a)
         if self._always:
             if self._always_array is None:
                 self._always_array = np.fromiter(self._always, dtype=ID, count=len(self._always))
-            hits.append(self._always_array)
-        if not hits:
-            return EMPTY
-        found = self._complete(np.concatenate(hits))
-        absent = []
-        for table, index in postings.arrays("absent").items():
-            absent += [index[k] for k in doc.table(table) & index.keys()]
+            present.append(self._always_array)
+        if not present:
+            self._load -= self._load / 16
+            return direct, EMPTY
+        hits = np.concatenate(present) if len(present) > 1 else present[0]
+        self._load += (len(hits) - self._load) / 16
+        found = self._complete(hits)
         if absent:
             found = self._without(found, np.concatenate(absent))
         if self._meta_users:
-            found = found[self._allowed(doc)[self._meta.data[found]]]
-        return found
+            found = found[self._allowed(doc)[0][self._meta.data[found]]]
+        return direct, found
 
     def _complete(self, ids: np.ndarray) -> np.ndarray:
         """Those of `ids` (clause ids, once per feature of the article they
@@ -342,19 +425,19 @@ class Matcher:
         mask[blocked] = False
         return kept
 
-    def _allowed(self, doc: Document) -> np.ndarray:
-        """Which (source, lang) requirement ids `doc` meets, as a mask."""
-        mask = self._meta_allowed.get((doc.source, doc.lang))
-        if mask is None:
+    def _allowed(self, doc: Document) -> tuple[np.ndarray, list[bool]]:
+        """Which (source, lang) requirement ids `doc` meets, as a mask (and
+        the same as a list, which Python indexes faster)."""
+        known = self._meta_allowed.get((doc.source, doc.lang))
+        if known is None:
             mask = np.zeros(len(self._meta_ids) + 1, dtype=bool)
             mask[0] = True
             for (source, lang), i in self._meta_ids.items():
                 mask[i] = source in (None, doc.source) and lang in (None, doc.lang)
-            self._meta_allowed[(doc.source, doc.lang)] = mask
-        return mask
+            known = self._meta_allowed[(doc.source, doc.lang)] = (mask, mask.tolist())
+        return known
 
-    def _passes(self, c: int, doc: Document, memo: dict[int, bool]) -> bool:
-        holds, fails = self._clause_checks[c]
+    def _passes(self, holds: tuple[int, ...], fails: tuple[int, ...], doc: Document, memo: dict[int, bool]) -> bool:
         checks = self._checks
         for i in holds:
             got = memo.get(i)
@@ -388,11 +471,13 @@ class Matches(Mapping):
 
     __slots__ = ("_matcher", "_version", "_doc", "_ids", "_id_set", "_values")
 
-    def __init__(self, matcher: Matcher, doc: Document, ids: np.ndarray):
+    def __init__(self, matcher: Matcher, doc: Document, ids: np.ndarray | list[int]):
         self._matcher = matcher
         self._version = matcher._version
         self._doc = doc
-        self._ids = ids  # rule ids, ascending
+        # Rule ids, ascending: a list from the Python path, an array from the
+        # numpy path; each is turned into the other only when asked for.
+        self._ids = ids
         self._id_set: set[int] | None = None
         self._values: dict[Hashable, Evidence] = {}
 
@@ -401,7 +486,7 @@ class Matches(Mapping):
 
     def __iter__(self) -> Iterator[Hashable]:
         rules = self._current()._rules
-        return (rules[i].key for i in self._ids.tolist())
+        return (rules[i].key for i in self._id_list())
 
     def __contains__(self, key) -> bool:
         return self._entry(key) is not None
@@ -421,9 +506,9 @@ class Matches(Mapping):
         with the work on the article shared between rules
         (services/rules/terms.py). What `tulpar classify` prints."""
         matcher = self._current()
-        ids, term_ids = self.term_ids()
+        _, term_ids = self.term_ids()
         keys, values = matcher._keys, matcher._terms.values
-        return [(keys[i], values[t]) for i, t in zip(ids.tolist(), term_ids.tolist())]
+        return [(keys[i], values[t]) for i, t in zip(self._id_list(), term_ids.tolist())]
 
     def term_ids(self) -> tuple[np.ndarray, np.ndarray]:
         """`terms()` as two arrays: the rule ids of the matches (ascending:
@@ -433,7 +518,12 @@ class Matches(Mapping):
         tuples recur: `tulpar classify` encodes each one once."""
         matcher = self._current()
         rules = matcher._rules
+        if isinstance(self._ids, list):
+            self._ids = np.array(self._ids, dtype=ID)
         return self._ids, matcher._terms.term_ids(self._ids, lambda i: rules[i].rule, self._doc)
+
+    def _id_list(self) -> list[int]:
+        return self._ids if isinstance(self._ids, list) else self._ids.tolist()
 
     def _current(self) -> Matcher:
         if self._matcher._version != self._version:
@@ -448,7 +538,7 @@ class Matches(Mapping):
         if entry is None:
             return None
         if self._id_set is None:
-            self._id_set = set(self._ids.tolist())
+            self._id_set = set(self._id_list())
         return entry if entry.id in self._id_set else None
 
     def __repr__(self) -> str:
@@ -457,6 +547,17 @@ class Matches(Mapping):
 
 _SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
 _FEW_PREFIXES = 16
+
+
+def _keys_in(doc: Document, table: str, index: dict) -> Iterable[Hashable]:
+    """The keys of one table of the index that `doc` has."""
+    if len(index) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
+        # A few short prefixes (one rule with `oil*` would otherwise make
+        # every article build its set of 3-letter prefixes): a binary
+        # search each in the article's sorted words.
+        words = doc.sorted_words
+        return [k for k in index if starts_any(words, k)]
+    return doc.table(table) & index.keys()
 
 
 def _sorted_unique(ids: np.ndarray) -> np.ndarray:

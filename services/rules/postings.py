@@ -1,15 +1,25 @@
-"""The Matcher's inverted index: feature -> clause ids, as numpy arrays.
+"""The Matcher's inverted index: feature -> ids, as lists and numpy arrays.
 
-Two families of postings, each split by feature table:
+Per feature table, one slot per key holding these families of postings:
 
-- `present`: features a clause needs (all of them), or the cover of a check
-  in a clause that has no present feature (any one of them); the Matcher
-  counts how many a document has;
-- `absent`: a clause is ruled out when the document has any of these.
+- `direct`: *rule* ids of the clauses that are exactly this one feature (no
+  other feature, check or filter): the article having the key is enough,
+  so nothing is counted or checked for them;
+- `present`: clause ids of the other clauses that need one feature: their
+  only present feature, or each feature of the cover of a check in a clause
+  that has no present feature;
+- `counted`: clause ids of the clauses with two or more present features,
+  under each of them (the numpy path counts them);
+- `rarest`: the same clauses under their rarest feature only (the Python
+  path looks their other features up instead of counting);
+- `absent`: clause ids ruled out when the document has this key.
 
-Lists are the truth and are edited in place; the arrays the Matcher reads
-are rebuilt on the next look-up after a change, so loading 100k rules is one
-array per feature, not one per rule.
+They share one slot so that an article's feature set is intersected with
+each table's keys once. Lists are the truth, edited in place, and read as
+they are by the Matcher's Python path; the arrays its numpy path reads
+(direct, present and counted together, absent) are rebuilt on the next
+look-up after a change, so loading 100k rules is one array per feature,
+not one per rule.
 """
 from __future__ import annotations
 
@@ -17,49 +27,63 @@ from typing import Hashable
 
 import numpy as np
 
-FAMILIES = ("present", "absent")
+FAMILIES = ("direct", "present", "counted", "rarest", "absent")
+_FAMILY = {name: i for i, name in enumerate(FAMILIES)}
 ID = np.int32
 EMPTY = np.zeros(0, dtype=ID)
+
+Slot = list  # one list of ids per family, in the order of FAMILIES
+ArraySlot = tuple  # (direct, present + counted, absent) as arrays, None where empty
 
 
 class Postings:
     def __init__(self):
-        self._lists: dict[str, dict[str, dict[Hashable, list[int]]]] = {f: {} for f in FAMILIES}
-        self._arrays: dict[str, dict[str, dict[Hashable, np.ndarray]]] = {f: {} for f in FAMILIES}
-        self._dirty: set[tuple[str, str, Hashable]] = set()
+        self._lists: dict[str, dict[Hashable, Slot]] = {}
+        self._arrays: dict[str, dict[Hashable, ArraySlot]] = {}
+        self._dirty: set[tuple[str, Hashable]] = set()
 
-    def add(self, family: str, table: str, key: Hashable, clause: int) -> None:
-        self._lists[family].setdefault(table, {}).setdefault(key, []).append(clause)
-        self._dirty.add((family, table, key))
+    def add(self, family: str, table: str, key: Hashable, id_: int) -> None:
+        slot = self._lists.setdefault(table, {}).get(key)
+        if slot is None:
+            slot = self._lists[table][key] = [[], [], [], [], []]
+        slot[_FAMILY[family]].append(id_)
+        self._dirty.add((table, key))
 
-    def remove(self, family: str, table: str, key: Hashable, clause: int) -> None:
-        lists = self._lists[family][table]
-        ids = lists[key]
-        ids.remove(clause)
-        if not ids:
+    def remove(self, family: str, table: str, key: Hashable, id_: int) -> None:
+        lists = self._lists[table]
+        slot = lists[key]
+        slot[_FAMILY[family]].remove(id_)
+        if not any(slot):
             del lists[key]
             if not lists:
-                del self._lists[family][table]
-        self._dirty.add((family, table, key))
+                del self._lists[table]
+        self._dirty.add((table, key))
 
-    def arrays(self, family: str) -> dict[str, dict[Hashable, np.ndarray]]:
-        """{table: {key: clause ids}} for one family, as of the last
-        `refresh`."""
-        return self._arrays[family]
+    def lists(self) -> dict[str, dict[Hashable, Slot]]:
+        """{table: {key: [direct, present, counted, rarest, absent]}},
+        always current."""
+        return self._lists
+
+    def arrays(self) -> dict[str, dict[Hashable, ArraySlot]]:
+        """{table: {key: (direct, present + counted, absent)}} as arrays
+        (None for none), as of the last `refresh`."""
+        return self._arrays
 
     def tables(self) -> set[str]:
         """Every table some posting is filed under."""
-        return {t for f in FAMILIES for t in self._lists[f]}
+        return set(self._lists)
 
     def refresh(self) -> None:
         """Rebuild the arrays of the postings changed since the last call."""
         if not self._dirty:
             return
-        for family, table, key in self._dirty:
-            ids = self._lists[family].get(table, {}).get(key)
-            arrays = self._arrays[family]
-            if ids:
-                arrays.setdefault(table, {})[key] = np.array(ids, dtype=ID)
+        arrays = self._arrays
+        for table, key in self._dirty:
+            slot = self._lists.get(table, {}).get(key)
+            if slot is not None:
+                direct, present, counted, _, absent = slot
+                arrays.setdefault(table, {})[key] = tuple(
+                    np.array(ids, dtype=ID) if ids else None for ids in (direct, present + counted, absent))
             elif table in arrays:
                 arrays[table].pop(key, None)
                 if not arrays[table]:

@@ -4,14 +4,20 @@ Matcher's exact step. Evidence is worked out separately, only when asked for
 What the two share (dispatch, presets, look-ups, NEAR) is in
 `services.rules.closures`; what is here is what only a yes/no test can do:
 stop at the first branch that decides, and skip branches by their cover.
+
+ORs are where presets spend their time (a preset is an OR of dozens of
+terms, phrases, ANDs and NEARs, each with its own ORs). Every key any OR
+looks up is also put in one vocabulary per compiler, and each article's keys
+among it are found once (`_Found`, kept in `Document.memo`) and shared by
+every OR of every preset: an OR then intersects its own keys with those few
+keys rather than with the article's sets.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from services.rules.clauses import PREFIX_KEY, cover
-from services.rules.closures import ClosureCompiler, fast_spans, has, key_set, lookup_table, near_matches, present, \
-    simple_key
+from services.rules.clauses import PREFIX_KEY, cover, feature
+from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, near_matches, simple_key
 from services.rules.document import Document
 from services.rules.nodes import BOTH, And, Leaf, Meta, Near, Node, Not, Or, Term
 from services.rules.text import starts_any
@@ -25,6 +31,26 @@ class PredicateCompiler(ClosureCompiler[Test]):
     def __init__(self):
         super().__init__()
         self._covers: dict = {}  # `clauses.cover`'s cache of preset covers
+        # {table: keys} of every OR compiled. It only grows; `_version` is
+        # replaced when it does, so an article's `_Found` made before (a
+        # Document can be matched again later) is not reused.
+        self._vocab: dict[str, set] = {}
+        self._version = object()
+
+    def _found(self, d: Document) -> "_Found":
+        """The article's keys among the vocabulary (made once per article
+        and vocabulary)."""
+        found = d.memo.get(_FOUND)
+        if found is None or found.version is not self._version:
+            found = d.memo[_FOUND] = _Found(d, self._vocab, self._version)
+        return found
+
+    def _learn(self, index: dict[str, dict]) -> None:
+        for table, keys in index.items():
+            known = self._vocab.setdefault(table, set())
+            if not keys.keys() <= known:
+                known.update(keys)
+                self._version = object()
 
     def leaf(self, leaf: Leaf) -> Test:
         simple = simple_key(leaf)
@@ -60,41 +86,48 @@ class PredicateCompiler(ClosureCompiler[Test]):
         return lambda d: all(t(d) for t in tests)
 
     def any_of(self, node: Or) -> Test:
-        groups, rest = self.plain_groups(node)
-        checks = [(table, length, fields, key_set(table, length, keys)) for (table, length, fields), keys in groups.items()]
-        others: list[Test] = []
-        # The other branches (AND, NEAR... a preset has dozens) filed under
-        # their covers: an article is tested only against the branches whose
+        # Each child is filed by table and key: a child that one key decides
+        # (a term, a one- or two-word phrase, a short prefix) as None, the
+        # others (AND, NEAR, long prefixes...) under each feature of their
+        # cover, so an article is tested only against the children whose
         # cover it has, as the Matcher does with whole rules.
-        gated: dict[str, dict] = {}
-        for child in rest:
+        index: dict[str, dict] = {}
+        others: list[Test] = []  # no cover (a NOT, say): always tested
+        for child in node.children:
+            exact = feature(child)
+            if exact is not None:
+                index.setdefault(exact[0], {})[exact[1]] = None
+                continue
             test = self.compile(child)
             features = cover(child, self._covers)
             if features is None:
                 others.append(test)
                 continue
             for table, key in features:
-                gated.setdefault(table, {}).setdefault(key, []).append(test)
-        if gated:
-            def gate(d: Document) -> bool:
-                for table, tests in gated.items():
-                    for key in d.table(table) & tests.keys():
-                        for test in tests[key]:
-                            if test(d):
-                                return True
-                return False
-
-            others.append(gate)
+                keys = index.setdefault(table, {})
+                tests = keys.get(key, ())
+                if tests is not None:  # None: the key alone decides, no test needed
+                    keys[key] = tests + (test,)
+        self._learn(index)
+        tables = list(index.items())
+        found_in = self._found
 
         def any_of(d: Document) -> bool:
-            for table, length, fields, keys in checks:
-                if length or table != "prefix":
-                    if not keys.isdisjoint(lookup_table(d, table, length, fields)):
-                        return True
-                elif present(d, table, length, fields, keys):
+            found = found_in(d)
+            waiting = []
+            for table, keys in tables:
+                hits = found[table]
+                if hits:
+                    for key in keys.keys() & hits:
+                        tests = keys[key]
+                        if tests is None:
+                            return True
+                        waiting += tests
+            for test in waiting:
+                if test(d):
                     return True
-            for other in others:
-                if other(d):
+            for test in others:
+                if test(d):
                     return True
             return False
 
@@ -139,3 +172,36 @@ def _stem_conjunction(node: And) -> tuple[frozenset, frozenset] | None:
             return None
         forbidden.update(stems)
     return frozenset(required), frozenset(forbidden)
+
+
+_FOUND = (PredicateCompiler.MEMO, "found")  # where `_Found` is kept in Document.memo
+
+
+class _Found(dict):
+    """{table: the vocabulary's keys that one article has}, each table
+    worked out on first use."""
+
+    __slots__ = ("doc", "vocab", "version")
+
+    def __init__(self, doc: Document, vocab: dict[str, set], version: object):
+        super().__init__()
+        self.doc = doc
+        self.vocab = vocab
+        self.version = version
+
+    def __missing__(self, table: str) -> set:
+        vocab = self.vocab[table]
+        if table in _SHORT_PREFIX_TABLES and len(vocab) <= _FEW_PREFIXES:
+            # A few 1-3 letter prefixes: a binary search each in the sorted
+            # words (shared with the long prefixes) beats building the
+            # article's set of such prefixes.
+            words = self.doc.sorted_words
+            found = {k for k in vocab if starts_any(words, k)}
+        else:
+            found = self.doc.table(table) & vocab
+        self[table] = found
+        return found
+
+
+_SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
+_FEW_PREFIXES = 16
