@@ -22,8 +22,8 @@ What runs, all on loopback, in a temp directory:
 - a private redis-server on a free port (services.local.RedisProcess);
 - the Procfile's workers and beat as subprocesses, each in its own process
   group. --pools split (the default, as the Procfile): a poll worker
-  `celery -A workers.app worker --loglevel INFO -Q poll --pool threads
-  --concurrency 4 --hostname poll@%h` and a deliver worker `... -Q deliver,sweep
+  `celery -A workers.app worker --loglevel INFO -Q poll --pool prefork
+  --concurrency 2 --hostname poll@%h` and a deliver worker `... -Q deliver,sweep
   --concurrency 4 --hostname deliver@%h` (--poll-concurrency,
   --deliver-concurrency; default $TULPAR_POLL_CONCURRENCY /
   $TULPAR_DELIVER_CONCURRENCY as in the Procfile; --poll-pool, --deliver-pool
@@ -915,10 +915,11 @@ def main(argv: list[str] | None = None) -> int:
                         "--poll-concurrency` and `-Q deliver,sweep --concurrency --deliver-concurrency`; "
                         "single: one worker on all queues, --concurrency (the harness before issue 13's "
                         "separate pools)")
-    p.add_argument("--poll-concurrency", type=int, default=int(os.environ.get("TULPAR_POLL_CONCURRENCY") or 4),
-                   help="the poll worker's pool (Procfile: ${TULPAR_POLL_CONCURRENCY:-4})")
-    p.add_argument("--poll-pool", choices=("threads", "prefork"), default="threads",
-                   help="the poll worker's --pool (Procfile: threads)")
+    p.add_argument("--poll-concurrency", type=int, default=int(os.environ.get("TULPAR_POLL_CONCURRENCY") or 2),
+                   help="the poll worker's pool (Procfile: ${TULPAR_POLL_CONCURRENCY:-2})")
+    p.add_argument("--poll-pool", choices=("threads", "prefork"),
+                   default=os.environ.get("TULPAR_POLL_POOL") or "prefork",
+                   help="the poll worker's --pool (Procfile: ${TULPAR_POLL_POOL:-prefork})")
     p.add_argument("--deliver-concurrency", type=int,
                    default=int(os.environ.get("TULPAR_DELIVER_CONCURRENCY") or 4),
                    help="the deliver worker's pool (Procfile: ${TULPAR_DELIVER_CONCURRENCY:-4})")

@@ -10,17 +10,18 @@ needs a restart.
 Loaded once per worker: a worker that consumes the poll queue builds its
 runtime -- config, the subscriptions' index -- before it takes a task
 (`_preload`, at celeryd_after_setup) and freezes it out of the garbage
-collector's reach (`gc.freeze`). The Procfile's poll worker runs its polls
-in threads of that one process (`--pool threads`): one copy of the index
-(100k subscriptions: ~300 MB), one load at start, each change applied once.
-The objects it shares between threads say how (services/threads.py). A
-poll worker with a prefork pool (`tulpar run`'s all-queues worker) forks
-after the load: the pool processes share the pages copy-on-write for a
-while, but CPython's reference counts write to every object a match reads,
-so over hours each process ends with its own copy (measured: 2 pool
-processes took the tree from 519 to 921 MB at 100k). There each pool
-process opens its own database and broker connections (`_after_fork`) and
-applies the changes logged since the parent loaded at its first poll.
+collector's reach (`gc.freeze`). With a prefork pool (the Procfile's
+default, and `tulpar run`'s all-queues worker) the pool forks after the
+load: its processes share the pages copy-on-write at first, but CPython's
+reference counts write to every object a match reads, so each process ends
+with its own copy (measured at 100k: 2 pool processes took the tree from
+~520 to ~1,000 MB PSS within minutes). Each pool process opens its own
+database and broker connections (`_after_fork`) and applies the changes
+logged since the parent loaded at its first poll. With `--pool threads`
+(TULPAR_POLL_POOL=threads) the polls run in threads of the one process:
+one copy of the index (100k subscriptions: ~470 MB for the whole worker),
+each change applied once, but one core for every poll's Python work. The
+objects shared between threads say how (services/threads.py).
 
 A worker that only delivers (`-Q deliver`) loads nothing in the parent, and
 its pool processes never load a subscription (LazyLive); nor does the

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (process, its queues, its pool, its concurrency variable, default): polls
 # and deliveries in separate pools, the sweep beside the deliveries; polls in
-# threads of the one process that holds the subscriptions' index
-# (workers/runtime.py), deliveries in processes (their time limits).
-WORKERS = [("poll", "poll", "threads", "TULPAR_POLL_CONCURRENCY", "4"),
+# processes or (TULPAR_POLL_POOL=threads) threads of the one process that
+# holds the subscriptions' index (workers/runtime.py), deliveries in
+# processes (their time limits).
+WORKERS = [("poll", "poll", "${TULPAR_POLL_POOL:-prefork}", "TULPAR_POLL_CONCURRENCY", "2"),
            ("deliver", "deliver,sweep", None, "TULPAR_DELIVER_CONCURRENCY", "4")]
 
 

@@ -210,7 +210,7 @@ def test_the_pool_shares_the_parents_loaded_subscriptions_and_applies_later_chan
 
 
 def test_the_procfiles_poll_worker_loads_once_and_its_threads_follow_changes(deployment):
-    """The Procfile's poll line: threads of one process, which loads the
+    """The Procfile's poll line with TULPAR_POLL_POOL=threads: threads of one process, which loads the
     subscriptions once; changes made while polls run in several threads are
     applied once each, and the last one is what matches."""
     d = deployment
