@@ -2,11 +2,26 @@
 
     .venv/bin/python benchmarks/relevance_eval.py            # the CV table
     .venv/bin/python benchmarks/relevance_eval.py --write    # ... and write services/relevance/models/*.json
-    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-holdout   # later, once, on a frozen set
+    .venv/bin/python benchmarks/relevance_eval.py --modes veto,confirm,both        # each way of using the model
+    .venv/bin/python benchmarks/relevance_eval.py --leave-set-out --modes veto,confirm,both   # hold out each blind set
+    .venv/bin/python benchmarks/relevance_eval.py --leave-set-out check2 --modes veto,confirm,both   # ... only check2
+    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-check3   # later, once, on a frozen set
 
 Data: only the sets we may train on (tests/data/labeled/{tune,holdout,
-challenge}.jsonl and blind/tune-*.jsonl; see services/relevance/data.py,
-which refuses blind/holdout-* and blind/check-* without --final-measure).
+challenge}.jsonl and blind/{tune,tune2,check,check2}-*.jsonl; see
+services/relevance/data.py, which refuses blind/holdout-* and blind/check3-*
+without --final-measure).
+
+Modes: `veto` (high = 1.0: the model only drops a rule match scoring below
+`low`), `confirm` (low = 0.0: the model only adds an article the rule missed
+scoring above `high`), `both` (the full grid). The scores are computed once and
+every mode chooses its own thresholds from them by the same inner CV.
+
+`--leave-set-out`: instead of random folds, each opened blind set (tune,
+tune2, check, check2, all four languages) is held out in turn; the model is
+trained on everything else (our own sets and the other blind sets), its
+thresholds chosen by a 5-fold CV inside that training part, and it scores the
+held-out set: text of writers the model never saw.
 
 Method: 5 folds stratified by language and topic labels (fixed seed). For
 each outer fold, the veto/confirm thresholds are chosen on the other four
@@ -129,13 +144,16 @@ def micro_f1(items, rules, scores, t: Thresholds) -> float:
 
 
 VETO_ONLY = False  # --veto-only: never confirm (high = 1.0), only veto below `low`
+MODES = {"veto": (LOWS, (1.0,)), "confirm": ((0.0,), HIGHS), "both": (LOWS, HIGHS)}
 
 
-def choose_thresholds(items, rules, scores) -> Thresholds:
+def choose_thresholds(items, rules, scores, mode: str | None = None) -> Thresholds:
     """The (low, high) with the best topic micro-F1; ties go to the pair
-    closest to the rule alone (smallest low, largest high)."""
-    highs = (1.0,) if VETO_ONLY else HIGHS
-    cands = [Thresholds(lo, hi) for lo in LOWS for hi in highs if lo <= hi]
+    closest to the rule alone (smallest low, largest high). `mode` limits
+    the grid (see MODES); by default the full grid, or veto only under
+    --veto-only."""
+    lows, highs = MODES[mode or ("veto" if VETO_ONLY else "both")]
+    cands = [Thresholds(lo, hi) for lo in lows for hi in highs if lo <= hi]
     return min(cands, key=lambda t: (-round(micro_f1(items, rules, scores, t), 9), t.low, -t.high))
 
 
@@ -151,7 +169,7 @@ def table(items, rules, scores, thresholds_of, title: str) -> str:
             rule = rules[topic][it["id"]]
             score = scores[topic][it["id"]]
             both = combined(rule, score, t)
-            groups = (it["lang"], "all") + ((it["lang"] + " blind-tune",) if it["id"].startswith("bt-") else ())
+            groups = (it["lang"], "all") + ((f"{it['lang']} {set_of(it)}",) if set_of(it) != "own" else ())
             for lang in groups:
                 for tp in (topic, "topic:* (micro)"):
                     cells[(tp, lang, "rule")].add(gold, rule)
@@ -164,7 +182,8 @@ def table(items, rules, scores, thresholds_of, title: str) -> str:
              "model = model alone at 0.5", "",
              "| topic | lang | n+ | rule | +model | model |", "|---|---|---:|---|---|---|"]
     for topic in list(TOPICS) + ["topic:* (micro)"]:
-        for lang in LANGS + ("all", "en blind-tune", "ru blind-tune"):
+        extra = sorted({g for (_, g, _) in cells} - set(LANGS) - {"all"})
+        for lang in LANGS + ("all",) + tuple(extra):
             r, b, m = (cells[(topic, lang, x)] for x in ("rule", "both", "model"))
             if r.tp + r.fn + r.fp == 0 and b.tp + b.fn + b.fp == 0:
                 continue
@@ -175,28 +194,157 @@ def table(items, rules, scores, thresholds_of, title: str) -> str:
     return "\n".join(lines)
 
 
-def cross_validate(items, rules, config: TrainConfig, log) -> tuple[str, list[Thresholds]]:
+def set_of(item: dict) -> str:
+    """The labeled set an item comes from (tagged by load_sets)."""
+    return item.get("_set", "own")
+
+
+def load_sets() -> list[dict]:
+    """The allowed items, each tagged with its set: "own" (tune, holdout,
+    challenge) or the blind set's name (tune, tune2, check, check2)."""
+    items = []
+    for path in allowed_files():
+        name = path.stem.rsplit("-", 1)[0] if path.parent.name == "blind" else "own"
+        for it in load_labeled([path]):
+            items.append({**it, "_set": name})
+    return items
+
+
+def _short(x: float) -> str:
+    return f"{x:.2f}".replace("0.", ".", 1) if x < 1 else "1.00"
+
+
+def compact(items, rules, scores, thresholds_of, columns=None) -> str:
+    """Topic x language, each cell rule P/R/F1 -> rule+model P/R/F1; then the
+    model's changes per column (right/wrong vetoes and confirms)."""
+    columns = columns or [(lang, lambda it, lang=lang: it["lang"] == lang) for lang in LANGS] + [("all", lambda it: True)]
+    cells: dict[tuple[str, str, str], PRF] = defaultdict(PRF)
+    moves: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for it in items:
+        for topic in TOPICS:
+            t = thresholds_of(it, topic)
+            gold = topic in it["labels"]
+            rule = rules[topic][it["id"]]
+            both = combined(rule, scores[topic][it["id"]], t)
+            for col, member in columns:
+                if not member(it):
+                    continue
+                for tp in (topic, "topics (micro)"):
+                    cells[(tp, col, "rule")].add(gold, rule)
+                    cells[(tp, col, "both")].add(gold, both)
+                if both != rule:
+                    moves[col][("veto " if rule else "confirm ") + ("right" if both == gold else "wrong")] += 1
+    cols = [c for c, _ in columns]
+    out = ["| topic | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for topic in list(TOPICS) + ["topics (micro)"]:
+        row = []
+        for col in cols:
+            r, b = cells[(topic, col, "rule")], cells[(topic, col, "both")]
+            fmt = lambda m: f"{_short(m.p)}/{_short(m.r)}/{_short(m.f1)}"  # noqa: E731
+            row.append("" if r.tp + r.fn + r.fp + b.fp == 0 else
+                       f"{fmt(r)} → {fmt(b)}" + (f" ({r.tp + r.fn}+)" if topic == "topics (micro)" else ""))
+        out.append(f"| {topic.replace('topic:', '')} | " + " | ".join(row) + " |")
+    keys = ("veto right", "veto wrong", "confirm right", "confirm wrong")
+    out.append("| changes: veto right/wrong, confirm right/wrong | "
+               + " | ".join("{}/{}, {}/{}".format(*(moves[c][k] for k in keys)) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def sweep(items, rules, scores) -> str:
+    """For every candidate threshold on its own (not chosen): how many rule
+    decisions it would change, right/wrong, per language (pooled held-out
+    scores). Shows what a fixed veto or confirm threshold would cost."""
+    cols = LANGS + ("all",)
+    rows = [("veto below", lo) for lo in LOWS if lo > 0] + [("confirm above", hi) for hi in HIGHS if hi < 1]
+    count = {(r, c): [0, 0] for r in rows for c in cols}
+    for it in items:
+        for topic in TOPICS:
+            gold, rule, score = topic in it["labels"], rules[topic][it["id"]], scores[topic][it["id"]]
+            for kind, th in rows:
+                t = Thresholds(th, 1.0) if kind == "veto below" else Thresholds(0.0, th)
+                both = combined(rule, score, t)
+                if both != rule:
+                    for c in (it["lang"], "all"):
+                        count[((kind, th), c)][0 if both == gold else 1] += 1
+    out = ["| threshold alone | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for kind, th in rows:
+        out.append(f"| {kind} {th} | " + " | ".join("{}/{}".format(*count[((kind, th), c)]) for c in cols) + " |")
+    return "changes right/wrong at each candidate threshold alone:\n\n" + "\n".join(out)
+
+
+def cross_validate(items, rules, config: TrainConfig, log, modes=("both",)) -> dict[str, tuple[str, list[Thresholds], str]]:
+    """Nested CV. The scores do not depend on the mode, so each outer fold's
+    inner out-of-fold scores and outer scores are computed once and every
+    mode chooses its thresholds from them."""
     fold_of = folds(items)
     outer_scores: dict[str, dict[str, float]] = {t: {} for t in TOPICS}
-    chosen: list[Thresholds] = []
+    chosen: dict[str, list[Thresholds]] = {m: [] for m in modes}
     for f in range(K):
         t0 = time.time()
         rest = [g for g in range(K) if g != f]
         inner = oof_scores(items, fold_of, rest, config)
         inner_items = [it for it in items if fold_of[it["id"]] != f]
-        thr = choose_thresholds(inner_items, rules, inner)
-        chosen.append(thr)
+        for m in modes:
+            chosen[m].append(choose_thresholds(inner_items, rules, inner, m))
         train_items = inner_items
         test_items = [it for it in items if fold_of[it["id"]] == f]
         for topic in TOPICS:
             model = train(train_items, topic, config)
             for it in test_items:
                 outer_scores[topic][it["id"]] = model.score(it)
-        log(f"fold {f}: thresholds low={thr.low} high={thr.high} ({time.time() - t0:.0f}s)")
-    text = table(items, rules, outer_scores, lambda it, topic: chosen[fold_of[it["id"]]],
-                 f"5-fold CV, {len(items)} items, thresholds chosen inside each training part: "
-                 + ", ".join(f"({t.low}, {t.high})" for t in chosen))
-    return text, chosen
+        log(f"fold {f}: " + ", ".join(f"{m} low={chosen[m][-1].low} high={chosen[m][-1].high}" for m in modes)
+            + f" ({time.time() - t0:.0f}s)")
+    out = {}
+    for m in modes:
+        thr_of = lambda it, topic, m=m: chosen[m][fold_of[it["id"]]]  # noqa: E731
+        text = table(items, rules, outer_scores, thr_of,
+                     f"{m}: 5-fold CV, {len(items)} items, thresholds chosen inside each training part: "
+                     + ", ".join(f"({t.low}, {t.high})" for t in chosen[m]))
+        out[m] = (text, chosen[m], compact(items, rules, outer_scores, thr_of))
+    out["sweep"] = sweep(items, rules, outer_scores)
+    return out
+
+
+def leave_set_out(items, rules, config: TrainConfig, log, modes=("both",), only=None) -> dict[str, tuple[str, dict, str]]:
+    """Hold out each opened blind set in turn (or only those named in `only`):
+    train on all the other items, choose thresholds by 5-fold CV inside them,
+    score the held-out set."""
+    held = sorted({set_of(it) for it in items} - {"own"}, key=lambda s: ("tune", "tune2", "check", "check2").index(s)
+                  if s in ("tune", "tune2", "check", "check2") else 9)
+    if only:
+        unknown = set(only) - set(held)
+        if unknown:
+            raise SystemExit(f"no opened blind set {sorted(unknown)}; choose from {held}")
+        held = [s for s in held if s in only]
+    scores: dict[str, dict[str, float]] = {t: {} for t in TOPICS}
+    chosen: dict[str, dict[str, Thresholds]] = {m: {} for m in modes}
+    for name in held:
+        t0 = time.time()
+        train_items = [it for it in items if set_of(it) != name]
+        test_items = [it for it in items if set_of(it) == name]
+        fold_of = folds(train_items)
+        inner = oof_scores(train_items, fold_of, list(range(K)), config)
+        for m in modes:
+            chosen[m][name] = choose_thresholds(train_items, rules, inner, m)
+        for topic in TOPICS:
+            model = train(train_items, topic, config)
+            for it in test_items:
+                scores[topic][it["id"]] = model.score(it)
+        log(f"held out {name} ({len(test_items)} items, trained on {len(train_items)}): "
+            + ", ".join(f"{m} low={chosen[m][name].low} high={chosen[m][name].high}" for m in modes)
+            + f" ({time.time() - t0:.0f}s)")
+    test = [it for it in items if set_of(it) in held]
+    columns = ([(lang, lambda it, lang=lang: it["lang"] == lang) for lang in LANGS] + [("all", lambda it: True)]
+               + [(f"{name} (all langs)", lambda it, name=name: set_of(it) == name) for name in held])
+    out = {}
+    for m in modes:
+        thr_of = lambda it, topic, m=m: chosen[m][set_of(it)]  # noqa: E731
+        text = table(test, rules, scores, thr_of,
+                     f"{m}: leave one blind set out, {len(test)} held-out items, thresholds per held-out set: "
+                     + ", ".join(f"{n} ({t.low}, {t.high})" for n, t in chosen[m].items()))
+        out[m] = (text, chosen[m], compact(test, rules, scores, thr_of, columns))
+    out["sweep"] = sweep(test, rules, scores)
+    return out
 
 
 def main(argv=None) -> int:
@@ -207,7 +355,14 @@ def main(argv=None) -> int:
     ap.add_argument("--final-measure", metavar="SPLIT",
                     help="score a frozen set (blind-holdout, blind-check or a .jsonl path) with the shipped models")
     ap.add_argument("--veto-only", action="store_true",
-                    help="choose only a veto threshold (the model never confirms a missed article)")
+                    help="choose only a veto threshold (the model never confirms a missed article); = --modes veto")
+    ap.add_argument("--modes", default=None,
+                    help="comma-separated ways of using the model, each with its own thresholds: "
+                         "veto, confirm, both (default: both, or veto under --veto-only)")
+    ap.add_argument("--leave-set-out", nargs="?", const="all", default=None, metavar="SETS",
+                    help="hold out each opened blind set in turn instead of random folds "
+                         "(or only the comma-separated SETS, e.g. check2)")
+    ap.add_argument("--full", action="store_true", help="also print the detailed P/R/F1 table of each mode")
     args = ap.parse_args(argv)
     config = TrainConfig()
     global VETO_ONLY
@@ -234,11 +389,26 @@ def main(argv=None) -> int:
                     + ", ".join(f"{t} ({thr[t].low}, {thr[t].high})" for t in TOPICS)))
         return 0
 
-    items = load_labeled(allowed_files())
+    modes = tuple(args.modes.split(",")) if args.modes else (("veto",) if args.veto_only else ("both",))
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise SystemExit(f"unknown mode(s) {unknown}; choose from {sorted(MODES)}")
+    items = load_sets()
     rules = rule_predictions(items, args.presets)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    text, _ = cross_validate(items, rules, config, log)
-    print(text)
+    t0 = time.time()
+    if args.leave_set_out:
+        only = None if args.leave_set_out == "all" else args.leave_set_out.split(",")
+        results = leave_set_out(items, rules, config, log, modes, only)
+    else:
+        results = cross_validate(items, rules, config, log, modes)
+    sweep_text = results.pop("sweep")
+    for m, (text, chosen, short) in results.items():
+        print(text if args.full or len(modes) == 1 else text.split("\n")[0])
+        print(f"\n{m}: cells are rule P/R/F1 → rule+model P/R/F1\n")
+        print(short + "\n")
+    print(sweep_text)
+    log(f"done in {time.time() - t0:.0f}s")
     if args.write:
         fold_of = folds(items)
         scores = oof_scores(items, fold_of, list(range(K)), config)

@@ -7,8 +7,10 @@ from services.relevance.data import ForbiddenData, allowed_files, check_allowed,
 
 @pytest.mark.parametrize("path", [
     "tests/data/labeled/blind/holdout-en.jsonl",
-    "tests/data/labeled/blind/check-kk.jsonl",
+    "tests/data/labeled/blind/check3-kk.jsonl",
     "/somewhere/else/Blind/Holdout-uz.jsonl",
+    "/somewhere/else/blind/Check3-en.jsonl",
+    "tests/data/labeled/blind/check4-en.jsonl",      # a new blind set is frozen until opened in data.py
 ])
 def test_frozen_sets_are_refused(path):
     with pytest.raises(ForbiddenData):
@@ -18,13 +20,29 @@ def test_frozen_sets_are_refused(path):
 
 
 def test_final_measure_lets_them_through():
-    assert check_allowed("x/blind/check-en.jsonl", final_measure=True) == Path("x/blind/check-en.jsonl")
+    assert check_allowed("x/blind/check3-en.jsonl", final_measure=True) == Path("x/blind/check3-en.jsonl")
+    assert check_allowed("x/blind/holdout-en.jsonl", final_measure=True) == Path("x/blind/holdout-en.jsonl")
+
+
+@pytest.mark.parametrize("path", [
+    "tests/data/labeled/blind/tune-en.jsonl",
+    "tests/data/labeled/blind/tune2-kk.jsonl",
+    "tests/data/labeled/blind/check-ru.jsonl",     # opened for training in round 4
+    "tests/data/labeled/blind/check2-uz.jsonl",    # opened for training in round 4
+    "tests/data/labeled/holdout.jsonl",            # our own holdout, trainable as before
+])
+def test_opened_sets_are_allowed(path):
+    assert check_allowed(path) == Path(path)
 
 
 def test_allowed_files_are_only_the_training_sets():
     names = [p.relative_to(p.parents[1]).as_posix() if p.parent.name == "blind" else p.name for p in allowed_files()]
     assert names[:3] == ["tune.jsonl", "holdout.jsonl", "challenge.jsonl"]
-    assert all(n.startswith("blind/tune-") for n in names[3:]) and len(names) > 3
+    blind = names[3:]
+    assert blind and all(n.startswith(("blind/tune-", "blind/tune2-", "blind/check-", "blind/check2-")) for n in blind)
+    assert not any("holdout" in n or "check3" in n for n in blind)
+    for prefix in ("blind/tune-", "blind/tune2-", "blind/check-", "blind/check2-"):
+        assert any(n.startswith(prefix) for n in blind), prefix
 
 
 def test_symlink_to_a_frozen_set_is_refused(tmp_path):
