@@ -27,11 +27,9 @@ tests/unit/test_yamlfile.py compares the two).
 """
 from __future__ import annotations
 
-import gc
 import io
 import os
 import stat
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,6 +42,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 
+from services import collector
 from services.errors import TulparError
 
 # libyaml's C parser when PyYAML was built with it (several times faster on a
@@ -146,7 +145,7 @@ def plain_load(text: str, limits: Limits = LIMITS, parser: str = DEFAULT_PARSER)
     Unusual for what it leaves to the general one, or the error it met."""
     events = PARSERS[parser](text)
     try:
-        with _collector_paused():
+        with collector.paused():
             return _Plain(events, limits).document()
     finally:
         events.dispose()
@@ -170,7 +169,7 @@ def _check_characters(text: str, file: str) -> None:
 def _compose(text: str, file: str, limits: Limits, parser: str) -> Node | None:
     events = PARSERS[parser](text)
     try:
-        with _collector_paused():
+        with collector.paused():
             return _Composer(events, file, limits).document()
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(file, exc) from None
@@ -183,7 +182,7 @@ def _compose(text: str, file: str, limits: Limits, parser: str) -> Node | None:
 def construct(node: Node, file: str) -> Any:
     """Python values for a composed document (what yaml.safe_load gives)."""
     try:
-        with _collector_paused():
+        with collector.paused():
             return _Constructor().construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(file, exc) from None
@@ -192,22 +191,6 @@ def construct(node: Node, file: str) -> Any:
 def scalar(node: ScalarNode, file: str) -> Any:
     """One scalar's Python value: int, float, bool, None, date, str..."""
     return construct(node, file)
-
-
-@contextmanager
-def _collector_paused():
-    """Without the cyclic garbage collector while building: a 100k-rule file
-    is millions of new objects, and the collections they set off (over all of
-    them, again and again) took 70% of the time. Pausing loses nothing: what
-    is built here is freed by reference counting, and any cycle would be
-    found by the next collection after."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def line(node: Node) -> int:

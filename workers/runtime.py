@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 
 from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
+from services import collector
 from services import config as config_mod
 from services.accounts.live import Live
 from services.config import Config, Subscription
@@ -88,14 +89,9 @@ def load_frozen(store: Store, config_subscriptions: Sequence[Subscription]) -> L
     process forked afterwards never writes to their pages for a collection.
     The collector stays off until then: switching it back on first would
     make it scan everything just loaded once more."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         live = Live(store, config_subscriptions)
         gc.freeze()
-    finally:
-        if was_enabled:
-            gc.enable()
     return live
 
 

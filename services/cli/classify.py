@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services import yamlfile
+from services import collector, yamlfile
 from services.errors import InputError
 from services.rules import Document, LazyPresets, Matcher, PresetError, RuleError, parse
 from services.rules.presets import DEFAULT_DIR
@@ -41,7 +41,7 @@ def run(args) -> int:
     # and frozen (classify() turns it back on then): re-enabled in between,
     # its first full collection would walk the millions of objects of 100k
     # parsed rules once for nothing (nothing loading makes is a cycle).
-    collector = gc.isenabled()
+    collect = gc.isenabled()
     gc.disable()
     try:
         try:
@@ -53,17 +53,17 @@ def run(args) -> int:
         # Everything is checked by now: the output can go out article by
         # article (one write each) rather than all at the end.
         write = sys.stdout.write
-        for chunk in classify(rules, articles, collector):
+        for chunk in classify(rules, articles, collect):
             write(chunk)
         sys.stdout.flush()
         return 0
     finally:
-        if collector:
+        if collect:
             gc.enable()
 
 
 def classify(rules: list[tuple[object, object]], articles: list[dict],
-             collector: bool | None = None) -> Iterator[str]:
+             collect: bool | None = None) -> Iterator[str]:
     """The output for parsed `(name, rule)` pairs and checked articles, one
     string per article (its lines, possibly none).
 
@@ -75,15 +75,15 @@ def classify(rules: list[tuple[object, object]], articles: list[dict],
     make any per-line Python step cost more than matching, so an article's
     lines are gathered with numpy and joined in one call.
 
-    `collector`: whether to turn the cyclic garbage collector on (or off)
+    `collect`: whether to turn the cyclic garbage collector on (or off)
     once the rules are indexed and frozen (None: leave it as it is)."""
     matcher = Matcher()
     matcher.add_many((position, rule) for position, (_, rule) in enumerate(rules))
     # The rules are loaded for good: keep the collector from rescanning
     # them while matching (see docs/performance-match.md).
     gc.freeze()
-    if collector is not None:
-        (gc.enable if collector else gc.disable)()
+    if collect is not None:
+        (gc.enable if collect else gc.disable)()
     names = [f"{_encode_string(name) if name.__class__ is str else _json(name)}, \"terms\": " for name, _ in rules]
     # By rule id (the matcher's numbering; the key is the position).
     rule_parts = np.array([names[key] for key in matcher.keys_by_id()], dtype=object)
@@ -143,13 +143,8 @@ def load_rules(path: str, presets) -> list[tuple[object, object]]:
     # meanwhile: 100k parsed rules are millions of small objects it would
     # rescan over and over, and parsing makes no reference cycles.
     parsed: dict[str, object] = {}
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         return _check_rules(path, data, presets, parsed)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _check_rules(path: str, data: list, presets, parsed: dict) -> list[tuple[object, object]]:

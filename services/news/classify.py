@@ -8,14 +8,13 @@ one at a time (a tenant's, by id: services/accounts/live.py); the config
 file's are replaced together when the file changes."""
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Hashable
 
-from services import rules
+from services import collector, rules
 from services.countries import CODES
 from services.news.article import Article
 from services.config import Subscription
@@ -111,9 +110,7 @@ class Classifier:
         parsed: dict[str, rules.Node] = {}
         failed: list[tuple[Subscription, Exception]] = []
         items: list[tuple[Hashable, rules.Node]] = []
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector.paused():
             for sub in subs:
                 self.remove(sub.id)
                 tree = parsed.get(sub.query)
@@ -126,9 +123,6 @@ class Classifier:
                 key = key_of(sub)
                 items.append((key, tree))
                 self._subs[key] = ((1, sub.id), sub)
-        finally:
-            if was_enabled:
-                gc.enable()
         self.matcher.add_many(items)
         return failed
 

@@ -31,13 +31,13 @@ on both paths.
 """
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from functools import partial
 from typing import Any, Hashable, Iterable, Iterator
 
 import numpy as np
 
+from services import collector
 from services.rules.clauses import Clause, Feature, check_node, clauses, cover, cover_score
 from services.rules.compiled import EvidenceCompiler, HitsFn
 from services.rules.document import Document
@@ -164,15 +164,10 @@ class Matcher:
         collector paused: loading 100k rules allocates millions of small
         objects, and the collector would rescan the growing heap over and
         over. The index makes no reference cycles, so nothing is lost."""
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector.paused():
             for key, rule in items:
                 self.add(key, rule)
             self.refresh()
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def remove(self, key: Hashable) -> None:
         """Drop the rule under `key` (KeyError if there is none)."""
