@@ -1,16 +1,17 @@
 """Loading labeled items for training and cross-validation, with a guard.
 
 The frozen measuring sets (`tests/data/labeled/blind/holdout-*.jsonl` and
-`tests/data/labeled/blind/check4-*.jsonl`) must never be trained on, tuned on
+`tests/data/labeled/blind/check5-*.jsonl`) must never be trained on, tuned on
 or looked at while building the model: `load_labeled` refuses any path that
-contains `blind/holdout` or `blind/check4`, and any file in a `blind/` folder
+contains `blind/holdout` or `blind/check5`, and any file in a `blind/` folder
 that is not one of the opened sets (`tune-`, `tune2-`, `check-`, `check2-`,
-`check3-`, so a new blind set is frozen until it is opened here), unless
+`check3-`, `check4-`, so a new blind set is frozen until it is opened here), unless
 `final_measure=True`, which only `benchmarks/relevance_eval.py --final-measure
 SPLIT` passes. (`check-*` and `check2-*` were frozen until round 4 of the
-presets, `check3-*` until it had measured round 4; each was opened when the
-next set was frozen. No preset was tuned on check3 after it was opened: it
-is where the model's thresholds are chosen, see relevance_eval.py.)
+presets, `check3-*` and `check4-*` until each had measured a round once;
+each was opened when the next set was frozen. No preset was tuned on check3
+or check4 after they were opened: they are where the model's thresholds are
+chosen, see relevance_eval.py.)
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
-FORBIDDEN = ("blind/holdout", "blind/check4")
-OPENED_BLIND = ("tune-", "tune2-", "check-", "check2-", "check3-")   # blind sets we may train on, in this order
+FORBIDDEN = ("blind/holdout", "blind/check5")
+OPENED_BLIND = ("tune-", "tune2-", "check-", "check2-", "check3-", "check4-")   # blind sets we may train on, in this order
 TOPICS = ("topic:tariffs", "topic:pipeline-disruption", "topic:fx", "topic:sanctions")
 
 
