@@ -64,6 +64,12 @@ def _show(args) -> int:
     print()
     print(f"# effective query ({preset.ref}):")
     print(preset.effective_query)
+    if preset.model:
+        from services.rules import verdicts
+        model = verdicts.load(preset.model)
+        t = model.thresholds
+        print(f"# checked by the relevance model '{preset.model}': a match it scores below {t.low:g} is vetoed, "
+              f"an article it scores above {t.high:g} matches without the keywords")
     return 0
 
 

@@ -12,7 +12,8 @@ to the leaves); a clause is an AND of literals. A literal is either
 Feature tables: `s` stem, `w` word (one-word phrase), `b` word pair
 (two-word phrase), each for both fields; `ts`/`tw`/`tb` and `ss`/`sw`/`sb`
 the same for the title or the summary alone; `p1`..`p4` a word prefix of that
-many letters; `m` `source=NAME` or `lang=xx`.
+many letters; `m` `source=NAME` or `lang=xx`; `v` a relevance model's
+verdict (`fx>`, see verdicts.py).
 
 A rule whose clauses would exceed MAX_CLAUSES (ANDs of long ORs multiply) is
 not rewritten: `clauses()` returns None and the Matcher tests it whole.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Hashable, NamedTuple
 
+from services.rules import verdicts
 from services.rules.text import stem_normalised
 from services.rules.nodes import BOTH, And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 
@@ -61,8 +63,14 @@ def feature(node: Node) -> Feature | None:
             return (f"p{len(node.prefix)}", node.prefix)
         return None
     if cls is Meta:
-        return ("m", f"{node.field}={node.value}")
+        return _meta_feature(node)
     return None
+
+
+def _meta_feature(node: Meta) -> Feature:
+    if node.field == verdicts.FIELD:  # a relevance model's verdict: a feature like any other
+        return (verdicts.TABLE, node.value)
+    return ("m", f"{node.field}={node.value}")
 
 
 def clauses(rule: Node) -> list[Clause] | None:
@@ -196,7 +204,7 @@ def cover(node: Node, presets: dict) -> list[Feature] | None:
             return [("s", stem_normalised(words[0]))]
         return [("b", max(zip(words, words[1:]), key=lambda p: len(p[0]) + len(p[1])))]
     if isinstance(node, Meta):
-        return [("m", f"{node.field}={node.value}")]
+        return [_meta_feature(node)]
     if isinstance(node, Near):
         return max(cover(node.left, presets), cover(node.right, presets), key=cover_score)
     if isinstance(node, PresetRef):

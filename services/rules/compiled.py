@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from services.rules import verdicts
 from services.rules.closures import ClosureCompiler, SimpleKey, fast_spans, has, key_set, near_matches, present, \
     simple_key, word_positions
 from services.rules.document import Document
@@ -97,6 +98,12 @@ class EvidenceCompiler(ClosureCompiler[HitsFn]):
 
     def meta(self, node: Meta) -> HitsFn:
         value = node.value
+        if node.field == verdicts.FIELD:
+            def verdict(d: Document):
+                if not verdicts.holds(d, value):
+                    return None
+                return [Hit(term, name, *d.fields[name].spans[i]) for term, name, i in verdicts.evidence(d, value)]
+            return verdict
         if node.field == "source":
             return lambda d: [] if d.source == value else None
         return lambda d: [] if d.lang == value else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any
 
+from services.rules import verdicts
 from services.rules.parser import primary_language
 from services.rules.text import FieldText, is_mostly_cyrillic
 
@@ -19,7 +20,7 @@ class Document:
     """
 
     __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets",
-                 "_tables", "_sorted", "memo")
+                 "_tables", "_sorted", "memo", "_verdicts")
 
     def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
         self.title = title or ""
@@ -40,6 +41,7 @@ class Document:
         # by many rules is worked out once per document: keys are (a
         # compiler's MEMO tag, id of the preset tree), see rules/closures.py.
         self.memo: dict[tuple[str, int], Any] = {}
+        self._verdicts: dict[str, float] | None = None
 
     @classmethod
     def from_article(cls, article: Any) -> "Document":
@@ -52,6 +54,17 @@ class Document:
             def get(name, default=None):
                 return getattr(article, name, default)
         return cls(get("title") or "", get("summary") or "", get("source") or "", get("lang"))
+
+    def verdict(self, name: str, model: Any) -> float:
+        """The relevance model `name`'s score of this article, worked out
+        once (see services/rules/verdicts.py)."""
+        scores = self._verdicts
+        if scores is None:
+            scores = self._verdicts = {}
+        score = scores.get(name)
+        if score is None:
+            score = scores[name] = model.score({"title": self.title, "summary": self.summary})
+        return score
 
     # Feature sets for the index, built on first use (each grown in place
     # from the title's: `union` would copy it once more).
@@ -120,6 +133,8 @@ class Document:
             return self.bigrams
         if name == "m":
             return {"source=" + self.source, "lang=" + self.lang}
+        if name == verdicts.TABLE:
+            return verdicts.table(self)
         if name[0] == "p":
             return self.prefix_set(int(name[1:]))
         field = self.fields["title" if name[0] == "t" else "summary"]

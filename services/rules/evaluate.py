@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+from services.rules import verdicts
 from services.rules.document import Document
 from services.rules.nodes import And, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 from services.rules.text import FieldText
@@ -174,6 +175,10 @@ def collect_hits(node: Node, doc: Document) -> list[Hit] | None:
             hits += to_hits(node.right.text, name, field, right)
         return hits or None
     if isinstance(node, Meta):
+        if node.field == verdicts.FIELD:
+            if not verdicts.holds(doc, node.value):
+                return None
+            return [Hit(term, name, *doc.fields[name].spans[i]) for term, name, i in verdicts.evidence(doc, node.value)]
         actual = doc.source if node.field == "source" else doc.lang
         return [] if actual == node.value else None
     if isinstance(node, PresetRef):

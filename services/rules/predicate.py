@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from services.rules import verdicts
 from services.rules.clauses import PREFIX_KEY, cover, feature
 from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, near_matches, simple_key
 from services.rules.document import Document
@@ -143,6 +144,8 @@ class PredicateCompiler(ClosureCompiler[Test]):
 
     def meta(self, node: Meta) -> Test:
         value = node.value
+        if node.field == verdicts.FIELD:
+            return lambda d: verdicts.holds(d, value)
         if node.field == "source":
             return lambda d: d.source == value
         return lambda d: d.lang == value

@@ -7,8 +7,12 @@ presets directory:
     description: one line
     query: '...'             # in the query language
     exclude: '...'           # optional
+    model: NAME              # optional, topics only: a relevance model
 
-The effective rule is `(query) AND NOT (exclude)`. Presets may refer to other
+The effective rule is `(query) AND NOT (exclude)`. With `model: fx` the
+model in services/relevance/models/fx.json checks it: it vetoes a match it
+scores below its low threshold and confirms an article the keywords missed
+that it scores above its high one (services/rules/verdicts.py says how). Presets may refer to other
 presets (`country:KZ` inside a topic); a cycle is an error. Every file is
 parsed when loaded, so a broken preset fails loudly at start-up, naming its
 file, rather than at the first article.
@@ -26,12 +30,13 @@ from pathlib import Path
 from services import yamlfile
 from services.countries import CODES
 from services.rules.errors import PresetError, RuleError
-from services.rules.nodes import And, Node, Not
+from services.rules import verdicts
+from services.rules.nodes import And, Meta, Node, Not, Or
 from services.rules.parser import parse
 
 DEFAULT_DIR = Path(__file__).parent / "presets"
 FOLDERS = {"topics": "topic", "countries": "country"}
-_KEYS = {"name", "description", "query", "exclude"}
+_KEYS = {"name", "description", "query", "exclude", "model"}
 MAX_PRESET_BYTES = 1024 * 1024  # ours are ~2 KiB
 _TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
@@ -45,6 +50,7 @@ class Preset:
     exclude: str | None
     path: Path
     text: str  # the file as written, for `tulpar rules show`
+    model: str | None = None  # a relevance model's name (topics only)
 
     @property
     def ref(self) -> str:
@@ -61,8 +67,9 @@ class Presets:
     """The loaded presets; `resolve(kind, name)` gives a preset's parsed
     effective rule (what the parser needs for `topic:`/`country:`)."""
 
-    def __init__(self, presets: dict[tuple[str, str], Preset]):
+    def __init__(self, presets: dict[tuple[str, str], Preset], models: bool = True):
         self._presets = presets
+        self._models = models  # False: the keywords alone (to measure them against the model)
         self._rules: dict[tuple[str, str], Node] = {}
         self._resolving: set[tuple[str, str]] = set()
 
@@ -89,6 +96,8 @@ class Presets:
             rule = self._parse(preset, "query", preset.query)
             if preset.exclude:
                 rule = And((rule, Not(self._parse(preset, "exclude", preset.exclude))))
+            if preset.model and self._models:
+                rule = _checked_by_model(preset, rule)
         finally:
             self._resolving.discard(key)
         self._rules[key] = rule
@@ -101,9 +110,21 @@ class Presets:
             raise PresetError(f"{preset.path}: {key}: {err}\n{err.display(query)}") from None
 
 
-def load_presets(directory: str | Path = DEFAULT_DIR) -> Presets:
+def _checked_by_model(preset: Preset, rule: Node) -> Node:
+    """(rule AND NOT model:NAME<) OR model:NAME> -- see verdicts.py."""
+    try:
+        verdicts.load(preset.model)
+    except ValueError as err:
+        raise PresetError(f"{preset.path}: model: {err}") from None
+    veto = Meta(verdicts.FIELD, preset.model + verdicts.VETO)
+    confirm = Meta(verdicts.FIELD, preset.model + verdicts.CONFIRM)
+    return Or((And((rule, Not(veto))), confirm))
+
+
+def load_presets(directory: str | Path = DEFAULT_DIR, models: bool = True) -> Presets:
     """Read and check every preset under `directory` (a missing folder
-    means no presets of that kind)."""
+    means no presets of that kind). `models=False` leaves out the
+    relevance models that presets name: the keyword rules alone."""
     directory = Path(directory)
     found: dict[tuple[str, str], Preset] = {}
     for folder, kind in FOLDERS.items():
@@ -113,7 +134,7 @@ def load_presets(directory: str | Path = DEFAULT_DIR) -> Presets:
             if key in found:
                 raise PresetError(f"{path}: {preset.ref} is also defined in {found[key].path}")
             found[key] = preset
-    presets = Presets(found)
+    presets = Presets(found, models)
     for kind, name in found:
         presets.resolve(kind, name)
     return presets
@@ -159,7 +180,7 @@ def _read(path: Path, kind: str) -> Preset:
     for key in ("name", "query"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise PresetError(f"{path}: '{key}' must be a non-empty string")
-    for key in ("description", "exclude"):
+    for key in ("description", "exclude", "model"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise PresetError(f"{path}: '{key}' must be a string")
     name = data["name"].strip()
@@ -170,6 +191,9 @@ def _read(path: Path, kind: str) -> Preset:
     elif not _TOPIC_NAME.match(name):
         raise PresetError(f"{path}: topic name must be lower-case letters, digits and '-'")
     exclude = data.get("exclude")
+    model = (data.get("model") or "").strip() or None
+    if model is not None and (kind != "topic" or not _TOPIC_NAME.match(model)):
+        raise PresetError(f"{path}: 'model' is for topics only and must be a model name like 'fx'")
     return Preset(
         kind=kind,
         name=name,
@@ -178,4 +202,5 @@ def _read(path: Path, kind: str) -> Preset:
         exclude=exclude if exclude and exclude.strip() else None,
         path=path,
         text=text,
+        model=model,
     )

@@ -32,6 +32,7 @@ from typing import Callable, Hashable
 
 import numpy as np
 
+from services.rules import verdicts
 from services.rules.closures import ClosureCompiler, fast_spans, key_set, near_matches, present
 from services.rules.document import Document
 from services.rules.evaluate import FIELD_ORDER
@@ -170,6 +171,15 @@ class TermsCompiler(ClosureCompiler[FirstsFn]):
 
     def meta(self, node: Meta) -> FirstsFn:
         value = node.value
+        if node.field == verdicts.FIELD:
+            def verdict(d: Document):
+                if not verdicts.holds(d, value):
+                    return None
+                firsts: Firsts = {}
+                for term, name, i in verdicts.evidence(d, value):  # in reading order
+                    firsts.setdefault(term, (FIELD_ORDER[name], i, i))
+                return firsts
+            return verdict
         if node.field == "source":
             return lambda d: {} if d.source == value else None
         return lambda d: {} if d.lang == value else None
