@@ -160,17 +160,23 @@ def _sendable(s: Session, ids: list[str] | None) -> list[Subscription]:
     # routes tuple, one channels tuple and one tenant id string for all the
     # subscriptions that share them: a tenant's hundreds of subscriptions
     # mostly go to the same channel or two.
+    #
+    # Routes are looked up by channel id (a channel's row gives its one
+    # Route), not by a (target, id, format) tuple: such a tuple per channel,
+    # freed once the load is done, would leave a hole beside every Route in
+    # the allocator's pools, and a worker's pool process forked afterwards
+    # would fill those holes -- writing to, and so copying, the pages it
+    # shares with its parent (benchmarks/fork_memory.py).
     conn = s.connection()
-    route_of: dict[tuple, Route] = {}
+    route_of: dict[str, Route] = {}
     by_sub: dict[str, list[Route]] = defaultdict(list)
     for sid, cid, type_, target, fmt in conn.execute(routes).all():
         if type_ == ChannelType.WEBHOOK and (fmt or "json") not in WEBHOOK_FORMATS:
             log.error("channel %s left out: unknown webhook format %r", cid, fmt)
             continue
-        look = (target, cid, fmt if type_ == ChannelType.WEBHOOK else None)
-        route = route_of.get(look)
+        route = route_of.get(cid)
         if route is None:
-            route = route_of[look] = Route(*look)
+            route = route_of[cid] = Route(target, cid, fmt if type_ == ChannelType.WEBHOOK else None)
         by_sub[sid].append(route)
     shared: dict[tuple, tuple[tuple[Route, ...], tuple[str, ...]]] = {}
     tenant_ids: dict[str, str] = {}

@@ -109,7 +109,12 @@ class Classifier:
         Returns the subscriptions whose query did not parse, with the error."""
         parsed: dict[str, rules.Node] = {}
         failed: list[tuple[Subscription, Exception]] = []
-        items: list[tuple[Hashable, rules.Node]] = []
+        # Keys and trees in two lists, paired by zip (which reuses its one
+        # tuple), not a (key, tree) pair each: 100k pairs freed after the
+        # load would leave holes among what stays, which a process forked
+        # afterwards fills, copying the pages it shares with its parent.
+        keys: list[Hashable] = []
+        trees: list[rules.Node] = []
         with collector.paused():
             for sub in subs:
                 self.remove(sub.id)
@@ -121,9 +126,10 @@ class Classifier:
                         failed.append((sub, exc))
                         continue
                 key = key_of(sub)
-                items.append((key, tree))
+                keys.append(key)
+                trees.append(tree)
                 self._subs[key] = ((1, sub.id), sub)
-        self.matcher.add_many(items)
+        self.matcher.add_many(zip(keys, trees))
         return failed
 
     @synchronized

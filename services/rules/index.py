@@ -100,10 +100,18 @@ class Matcher:
         self._postings = Postings()
         self._rule_of = Column(ID, -1)
         self._has_checks = Column(np.bool_, False)
-        # What the Python path needs of each clause that is not direct:
-        # (rule id, present features other than the one it is filed under,
-        # meta id, checks that must hold, checks that must fail).
-        self._spec: dict[int, tuple[int, tuple[Feature, ...], int, tuple[int, ...], tuple[int, ...]]] = {}
+        # The check id of a clause whose only check is one that must hold
+        # (-1: none, or more): the numpy path runs it without reading the
+        # clause's spec below.
+        self._check_of = Column(ID, -1)
+        # What the Python path needs of each clause that is not direct, by
+        # clause id (None: direct or removed): (rule id, present features
+        # other than the one it is filed under, meta id, checks that must
+        # hold, checks that must fail). A list, not a dict keyed by clause
+        # id: looking an id up in a dict reads and writes (refcounts) the
+        # int stored as its key, which in a process forked after the load
+        # copies that int's page (benchmarks/fork_memory.py).
+        self._spec: list[tuple[int, tuple[Feature, ...], int, tuple[int, ...], tuple[int, ...]] | None] = []
         self._need = Column(ID, 1)  # see _add_clause
         # The (source, lang) a clause requires, as an id (0: none), and per
         # article (source, lang) which of those ids it satisfies.
@@ -117,6 +125,7 @@ class Matcher:
         # Checks are shared by every clause that uses them: id by key.
         self._check_ids: dict[Hashable, int] = {}
         self._checks: dict[int, tuple[Test, int]] = {}  # id -> (test, users)
+        self._tests: list[Test | None] = []  # by check id, what matching calls (None: released)
         self._next_check = 0
         self._predicates = PredicateCompiler()
         self._compiler = EvidenceCompiler()
@@ -181,7 +190,8 @@ class Matcher:
         for c in entry.clauses:
             self._rule_of[c] = -1
             self._has_checks[c] = False
-            self._spec.pop(c, None)
+            self._check_of[c] = -1
+            self._spec[c] = None
             if self._meta.data[c]:
                 self._meta_users -= 1
                 self._meta[c] = 0
@@ -199,12 +209,14 @@ class Matcher:
             return  # needs two sources or two languages at once: never true
         c = self._next_clause
         self._next_clause += 1
+        self._spec.append(None)
         entry.clauses.append(c)
         holds = tuple(self._use_check(entry, n) for n in clause.holds)
         fails = tuple(self._use_check(entry, n) for n in clause.fails)
         # Every column gets a value, so each is as long as the clause ids.
         self._rule_of[c] = entry.id
         self._has_checks[c] = bool(holds or fails)
+        self._check_of[c] = holds[0] if len(holds) == 1 and not fails else -1
         covers = [cover for cover in map(self._cover_of, clause.holds) if cover is not None]
         if meta and not present and not covers:
             present, meta = [("m", m) for m in meta], []
@@ -260,6 +272,7 @@ class Matcher:
             i = self._check_ids[key] = self._next_check
             self._next_check += 1
             self._checks[i] = (self._predicates.compile(_node(key)), 0)
+            self._tests.append(self._checks[i][0])
         test, users = self._checks[i]
         self._checks[i] = (test, users + 1)
         return i
@@ -271,6 +284,7 @@ class Matcher:
             self._checks[i] = (test, users - 1)
         else:
             del self._checks[i], self._check_ids[key]
+            self._tests[i] = None
 
     def _cover_of(self, key: Hashable) -> list[Feature] | None:
         return cover(_node(key), self._preset_covers)
@@ -282,6 +296,9 @@ class Matcher:
     # faster); the numpy path counts a clause under each of its features, so
     # it sees ~400 there and does not flip back and forth near the limit.
     PYTHON_PATH_LIMIT = 120
+    # Whatever the average, an article meeting more than this many times the
+    # limit in postings (all families) goes the numpy path.
+    PYTHON_PATH_MAX_FACTOR = 4
 
     def match(self, article: Any) -> "Matches":
         """{key: Evidence} of the rules matching `article` (an Article, a
@@ -291,7 +308,9 @@ class Matcher:
         # are gone by now, and a new tree can reuse a gone one's id.
         doc.memo.clear()
         if self._load < self.PYTHON_PATH_LIMIT:
-            return Matches(self, doc, self._match_python(doc))
+            found = self._match_python(doc)
+            if found is not None:
+                return Matches(self, doc, found)
         return Matches(self, doc, self._match_numpy(doc))
 
     def candidates(self, doc: Document) -> set[int]:
@@ -309,22 +328,35 @@ class Matcher:
         if len(self._blocked.data) < n:
             self._blocked[n] = False
 
-    def _match_python(self, doc: Document) -> list[int]:
-        """Rule ids matching `doc`, ascending, with sets and lists."""
+    def _match_python(self, doc: Document) -> list[int] | None:
+        """Rule ids matching `doc`, ascending, with sets and lists; None
+        when `doc` meets more than PYTHON_PATH_MAX_FACTOR times
+        PYTHON_PATH_LIMIT postings, for the numpy path to take it: the
+        running average starts at 0, so a fresh index of 100k rules would
+        otherwise walk thousands of ids here for its first articles (and in
+        a process forked after the load, each id walked, its refcount
+        written, has its page copied)."""
+        slots = []
+        walked = len(self._always)
+        for table, index in self._postings.lists().items():
+            for key in _keys_in(doc, table, index):
+                slot = index[key]
+                slots.append(slot)
+                walked += len(slot[0]) + len(slot[1]) + len(slot[3]) + len(slot[4])
+        if walked > self.PYTHON_PATH_MAX_FACTOR * self.PYTHON_PATH_LIMIT:
+            return None
         found: set[int] = set()
         pending: list[int] = []  # clause ids (a cover's clause once per feature it has)
         blocked: set[int] = set()
-        for table, index in self._postings.lists().items():
-            for key in _keys_in(doc, table, index):
-                direct, present, _, rarest, absent = index[key]
-                if direct:
-                    found.update(direct)
-                if present:
-                    pending += present
-                if rarest:
-                    pending += rarest
-                if absent:
-                    blocked.update(absent)
+        for direct, present, _, rarest, absent in slots:
+            if direct:
+                found.update(direct)
+            if present:
+                pending += present
+            if rarest:
+                pending += rarest
+            if absent:
+                blocked.update(absent)
         if self._always:
             pending += self._always
         self._load += (len(pending) - self._load) / 16
@@ -352,15 +384,27 @@ class Matcher:
         checked = self._has_checks.data[candidates]
         if checked.any():
             direct.append(rule_of[candidates[~checked]])
-            spec, passes = self._spec, self._passes
+            spec, passes, tests = self._spec, self._passes, self._tests
             results: dict[int, bool] = {}  # check id -> result: each check runs once per article
-            passed = []
-            for c in set(candidates[checked].tolist()):
-                rule, _, _, holds, fails = spec[c]
-                if passes(holds, fails, doc, results):
-                    passed.append(rule)
+            passed = []  # clause ids
+            # Every Python object read here gets its refcount written, which
+            # in a process forked after the load copies its page: a clause
+            # with one check is run from the arrays (only the test itself is
+            # touched), the others read as little of their spec as they need.
+            checking = candidates[checked]
+            for c, i in dict(zip(checking.tolist(), self._check_of.data[checking].tolist())).items():
+                if i >= 0:
+                    got = results.get(i)
+                    if got is None:
+                        got = results[i] = tests[i](doc)
+                    if got:
+                        passed.append(c)
+                    continue
+                clause = spec[c]
+                if passes(clause[3], clause[4], doc, results):
+                    passed.append(c)
             if passed:
-                direct.append(np.array(passed, dtype=ID))
+                direct.append(rule_of[np.array(passed, dtype=ID)])
         elif len(candidates):
             direct.append(rule_of[candidates])
         if not direct:
@@ -433,17 +477,17 @@ class Matcher:
         return known
 
     def _passes(self, holds: tuple[int, ...], fails: tuple[int, ...], doc: Document, memo: dict[int, bool]) -> bool:
-        checks = self._checks
+        tests = self._tests
         for i in holds:
             got = memo.get(i)
             if got is None:
-                got = memo[i] = checks[i][0](doc)
+                got = memo[i] = tests[i](doc)
             if not got:
                 return False
         for i in fails:
             got = memo.get(i)
             if got is None:
-                got = memo[i] = checks[i][0](doc)
+                got = memo[i] = tests[i](doc)
             if got:
                 return False
         return True

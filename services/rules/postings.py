@@ -40,14 +40,18 @@ class Postings:
     def __init__(self):
         self._lists: dict[str, dict[Hashable, Slot]] = {}
         self._arrays: dict[str, dict[Hashable, ArraySlot]] = {}
-        self._dirty: set[tuple[str, Hashable]] = set()
+        # Keys changed since the last refresh, by table (not a (table, key)
+        # tuple each: 100k such tuples made while loading and freed at its
+        # end would leave holes among the postings, which a process forked
+        # afterwards fills, copying pages it shares with its parent).
+        self._dirty: dict[str, set[Hashable]] = {}
 
     def add(self, family: str, table: str, key: Hashable, id_: int) -> None:
         slot = self._lists.setdefault(table, {}).get(key)
         if slot is None:
             slot = self._lists[table][key] = [[], [], [], [], []]
         slot[_FAMILY[family]].append(id_)
-        self._dirty.add((table, key))
+        self._mark(table, key)
 
     def remove(self, family: str, table: str, key: Hashable, id_: int) -> None:
         lists = self._lists[table]
@@ -57,7 +61,13 @@ class Postings:
             del lists[key]
             if not lists:
                 del self._lists[table]
-        self._dirty.add((table, key))
+        self._mark(table, key)
+
+    def _mark(self, table: str, key: Hashable) -> None:
+        keys = self._dirty.get(table)
+        if keys is None:
+            keys = self._dirty[table] = set()
+        keys.add(key)
 
     def lists(self) -> dict[str, dict[Hashable, Slot]]:
         """{table: {key: [direct, present, counted, rarest, absent]}},
@@ -78,16 +88,18 @@ class Postings:
         if not self._dirty:
             return
         arrays = self._arrays
-        for table, key in self._dirty:
-            slot = self._lists.get(table, {}).get(key)
-            if slot is not None:
-                direct, present, counted, _, absent = slot
-                arrays.setdefault(table, {})[key] = tuple(
-                    np.array(ids, dtype=ID) if ids else None for ids in (direct, present + counted, absent))
-            elif table in arrays:
-                arrays[table].pop(key, None)
-                if not arrays[table]:
-                    del arrays[table]
+        for table, keys in self._dirty.items():
+            lists = self._lists.get(table, {})
+            for key in keys:
+                slot = lists.get(key)
+                if slot is not None:
+                    direct, present, counted, _, absent = slot
+                    arrays.setdefault(table, {})[key] = tuple(
+                        np.array(ids, dtype=ID) if ids else None for ids in (direct, present + counted, absent))
+                elif table in arrays:
+                    arrays[table].pop(key, None)
+                    if not arrays[table]:
+                        del arrays[table]
         self._dirty.clear()
 
 

@@ -59,6 +59,15 @@ def _pattern(text: str) -> re.Pattern:
 
 _ENGLISH = snowballstemmer.stemmer("english")
 _RUSSIAN = snowballstemmer.stemmer("russian")
+# PyStemmer (snowballstemmer's C backend) keeps its own cache of 10,000
+# words, which `token` below already does per original word: it only
+# duplicates that, and, in a process forked after the subscriptions are
+# loaded, each hit writes to it and each purge of the full cache rewrites
+# its pages, copying them from the parent (benchmarks/fork_memory.py: one
+# article dirtied 27 MB).
+for _stemmer in (_ENGLISH, _RUSSIAN):
+    if hasattr(_stemmer, "maxCacheSize"):
+        _stemmer.maxCacheSize = 0
 
 _CACHE_LIMIT = 500_000
 _word_cache: dict[str, tuple[str, str, str | None]] = {}
