@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/classify.py --rules 10000
     .venv/bin/python benchmarks/classify.py --output var/classify.out   # keep stdout (to diff)
     .venv/bin/python benchmarks/classify.py --presets DIR     # pass --presets DIR to the command
+    .venv/bin/python benchmarks/classify.py --jobs 1          # pass --jobs 1 (default: the command's own)
 
 Inputs, written to a temp dir (deterministic for a given --seed):
 
@@ -39,6 +40,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,11 +85,32 @@ def write_inputs(folder: Path, n_rules: int, n_articles: int, seed: int, reuters
     return rules, docs, origin
 
 
-def run(rules: Path, articles: Path, keep: Path | None, presets: Path | None) -> dict:
+def _tree_pss_mb(pid: int) -> float:
+    """PSS of a process and its children (`--jobs` forks), from smaps_rollup:
+    shared pages split between the sharers, so the sum is what the tree takes."""
+    pids, total = [pid], 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def run(rules: Path, articles: Path, keep: Path | None, presets: Path | None, jobs: int | None = None) -> dict:
     """One run of the command; times from just before the child starts."""
     cmd = [sys.executable, "-m", "services", "classify", "--rules", str(rules), str(articles)]
     if presets:
         cmd += ["--presets", str(presets)]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
     digest = hashlib.sha256()
     lines = 0
     first = None
@@ -96,6 +119,15 @@ def run(rules: Path, articles: Path, keep: Path | None, presets: Path | None) ->
     # From the root of this checkout, so `-m services` is this tree's code.
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
     r = child.stdout.fileno()
+    peak_pss = [0.0]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            peak_pss[0] = max(peak_pss[0], _tree_pss_mb(child.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         while chunk := os.read(r, 1 << 20):
             if first is None and b"\n" in chunk:
@@ -105,6 +137,8 @@ def run(rules: Path, articles: Path, keep: Path | None, presets: Path | None) ->
             if out:
                 out.write(chunk)
     finally:
+        done.set()
+        sampler.join()
         child.stdout.close()
         if out:
             out.close()
@@ -115,7 +149,7 @@ def run(rules: Path, articles: Path, keep: Path | None, presets: Path | None) ->
     if child.returncode != 0:
         raise SystemExit(f"the command failed: {' '.join(cmd)}")
     return {"total": total, "first": first, "lines": lines, "sha": digest.hexdigest()[:16],
-            "peak_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
+            "peak_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime, "pss_mb": peak_pss[0]}
 
 
 def main() -> None:
@@ -128,6 +162,7 @@ def main() -> None:
     ap.add_argument("--presets", type=Path, help="the command's --presets (a fixed copy keeps two runs comparable "
                                                  "while the bundled presets are being edited)")
     ap.add_argument("--keep", type=Path, help="write the inputs into this folder (kept)")
+    ap.add_argument("--jobs", type=int, help="the command's --jobs (default: not passed)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
@@ -140,16 +175,17 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
         empty = folder / "empty.jsonl"
         empty.write_text("", encoding="utf-8")
-        load = run(rules, empty, None, args.presets)
-        full = run(rules, articles, args.output, args.presets)
+        load = run(rules, empty, None, args.presets, args.jobs)
+        full = run(rules, articles, args.output, args.presets, args.jobs)
     after = full["total"] - (full["first"] or full["total"])
     print(f"\nrules only (empty ARTICLES): {load['total']:.2f} s, peak RSS {load['peak_mb']:.0f} MB")
     print(f"with articles: first line after {full['first'] or float('nan'):.2f} s, total {full['total']:.2f} s, "
-          f"peak RSS {full['peak_mb']:.0f} MB")
+          f"peak RSS {full['peak_mb']:.0f} MB (largest process), peak PSS of the process tree "
+          f"{full['pss_mb']:.0f} MB (sampled every 0.2 s)")
     print(f"articles/s after the first line: {n_articles / after if after > 0 else float('nan'):,.0f}")
     print(f"classify art/s (articles / (total - rules only)): {n_articles / (full['total'] - load['total']):,.0f}")
     # CPU time moves less than wall time when other jobs share the machine.
-    print(f"CPU time of the child: rules only {load['cpu']:.2f} s, with articles {full['cpu']:.2f} s; "
+    print(f"CPU time of the child{' and its workers' if args.jobs != 1 else ''}: rules only {load['cpu']:.2f} s, with articles {full['cpu']:.2f} s; "
           f"classify art/s by CPU time: {n_articles / (full['cpu'] - load['cpu']):,.0f}")
     print(f"output: {full['lines']:,} lines, {full['lines'] / n_articles:.1f} matches per article, "
           f"sha256 {full['sha']}")

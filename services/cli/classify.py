@@ -10,11 +10,18 @@ article (title before summary).
 
 Everything is read and checked before anything is written: a bad rule or line
 exits 2 with a message naming the rule or the line number, and no output.
+
+`--jobs N` (default: the CPUs this process may use) matches in N processes
+forked once the rules are indexed, so they share the index; each takes runs
+of CHUNK articles and the output keeps the input order, byte for byte what
+one process writes. Fewer than 2 * CHUNK articles are matched in-process.
 """
 from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +40,27 @@ def register(sub) -> None:
     p.add_argument("articles", metavar="ARTICLES.jsonl", help="one JSON article a line ('-' for stdin)")
     p.add_argument("--presets", metavar="DIR", default=str(DEFAULT_DIR),
                    help="presets directory for topic:/country: (default: the bundled presets)")
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="processes that match articles (default: the CPUs available)")
     p.set_defaults(handler=run)
+
+
+def _jobs(text: str) -> int:
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, not {text!r}")
+    return n
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def run(args) -> int:
@@ -53,7 +80,8 @@ def run(args) -> int:
         # Everything is checked by now: the output can go out article by
         # article (one write each) rather than all at the end.
         write = sys.stdout.write
-        for chunk in classify(rules, articles, collect):
+        jobs = args.jobs if args.jobs is not None else default_jobs()
+        for chunk in classify(rules, articles, collect, jobs):
             write(chunk)
         sys.stdout.flush()
         return 0
@@ -62,60 +90,103 @@ def run(args) -> int:
             gc.enable()
 
 
+CHUNK = 64  # articles a worker process takes at a time
+
+
 def classify(rules: list[tuple[object, object]], articles: list[dict],
-             collect: bool | None = None) -> Iterator[str]:
+             collect: bool | None = None, jobs: int = 1) -> Iterator[str]:
     """The output for parsed `(name, rule)` pairs and checked articles, one
     string per article (its lines, possibly none).
 
-    Each line is what `json.dumps({"article": ..., "rule": ..., "terms":
-    [...]}, ensure_ascii=False)` gives, put together from pieces encoded
-    once: the article's id once per article, each rule's name once, and each
-    distinct tuple of terms once (the matcher numbers them: the same few
-    recur across rules and articles). A few hundred matches per article
-    make any per-line Python step cost more than matching, so an article's
-    lines are gathered with numpy and joined in one call.
-
     `collect`: whether to turn the cyclic garbage collector on (or off)
-    once the rules are indexed and frozen (None: leave it as it is)."""
+    once the rules are indexed and frozen (None: leave it as it is).
+    `jobs` > 1: match in that many forked processes (see the module doc)."""
     matcher = Matcher()
     matcher.add_many((position, rule) for position, (_, rule) in enumerate(rules))
     # The rules are loaded for good: keep the collector from rescanning
-    # them while matching (see docs/performance-match.md).
+    # them while matching (see docs/performance-match.md), and, once
+    # forked, from writing to the pages the processes share.
     gc.freeze()
     if collect is not None:
         (gc.enable if collect else gc.disable)()
-    names = [f"{_encode_string(name) if name.__class__ is str else _json(name)}, \"terms\": " for name, _ in rules]
-    # By rule id (the matcher's numbering; the key is the position).
-    rule_parts = np.array([names[key] for key in matcher.keys_by_id()], dtype=object)
-    generation, values = None, []
-    tails = np.empty(0, dtype=object)  # by terms id: the encoded terms and the line's end
-    known = 0
+    output = _Output(matcher, rules)
     try:
-        for article in articles:
-            head = f'{{"article": {_json(article["id"])}, "rule": '
-            ids, term_ids = matcher.match(Document.from_article(article)).term_ids()
-            n = len(ids)
-            if not n:
-                yield ""
-                continue
-            now, values = matcher.terms_values()
-            if now != generation:
-                generation, known = now, 0
-            if known < len(values):
-                if len(values) > len(tails):
-                    grown = np.empty(max(len(values), 2 * len(tails), 1024), dtype=object)
-                    grown[:known] = tails[:known]
-                    tails = grown
-                tails[known : len(values)] = [_terms_tail(terms) for terms in values[known:]]
-                known = len(values)
-            # Every line is head + the rule's part + its terms' tail.
-            parts = np.empty(3 * n, dtype=object)
-            parts[0::3] = head
-            parts[1::3] = rule_parts[ids]
-            parts[2::3] = tails[term_ids]
-            yield "".join(parts.tolist())
+        if jobs > 1 and len(articles) >= 2 * CHUNK and "fork" in multiprocessing.get_all_start_methods():
+            yield from _in_processes(output, articles, jobs)
+        else:
+            for article in articles:
+                yield output.lines(article)
     finally:
         gc.unfreeze()  # for callers in a long-lived process (tests)
+
+
+class _Output:
+    """An article's output lines. Each line is what `json.dumps({"article":
+    ..., "rule": ..., "terms": [...]}, ensure_ascii=False)` gives, put
+    together from pieces encoded once: the article's id once per article,
+    each rule's name once, and each distinct tuple of terms once (the
+    matcher numbers them: the same few recur across rules and articles). A
+    few hundred matches per article make any per-line Python step cost more
+    than matching, so an article's lines are gathered with numpy and joined
+    in one call."""
+
+    def __init__(self, matcher: Matcher, rules: list[tuple[object, object]]):
+        self.matcher = matcher
+        names = [f"{_encode_string(name) if name.__class__ is str else _json(name)}, \"terms\": "
+                 for name, _ in rules]
+        # By rule id (the matcher's numbering; the key is the position).
+        self.rule_parts = np.array([names[key] for key in matcher.keys_by_id()], dtype=object)
+        self.generation = None
+        self.tails = np.empty(0, dtype=object)  # by terms id: the encoded terms and the line's end
+        self.known = 0
+
+    def lines(self, article: dict) -> str:
+        matcher = self.matcher
+        ids, term_ids = matcher.match(Document.from_article(article)).term_ids()
+        n = len(ids)
+        if not n:
+            return ""
+        now, values = matcher.terms_values()
+        if now != self.generation:
+            self.generation, self.known = now, 0
+        known, tails = self.known, self.tails
+        if known < len(values):
+            if len(values) > len(tails):
+                grown = np.empty(max(len(values), 2 * len(tails), 1024), dtype=object)
+                grown[:known] = tails[:known]
+                tails = self.tails = grown
+            tails[known : len(values)] = [_terms_tail(terms) for terms in values[known:]]
+            self.known = len(values)
+        # Every line is head + the rule's part + its terms' tail.
+        parts = np.empty(3 * n, dtype=object)
+        parts[0::3] = f'{{"article": {_json(article["id"])}, "rule": '
+        parts[1::3] = self.rule_parts[ids]
+        parts[2::3] = tails[term_ids]
+        return "".join(parts.tolist())
+
+
+# What the forked workers inherit: (output, articles). Set just before the
+# pool forks and cleared after; only (start, end) pairs and the output text
+# cross between the processes.
+_WORK: tuple[_Output, list[dict]] | None = None
+
+
+def _lines_of(bounds: tuple[int, int]) -> list[str]:
+    output, articles = _WORK
+    return [output.lines(article) for article in articles[bounds[0]:bounds[1]]]
+
+
+def _in_processes(output: _Output, articles: list[dict], jobs: int) -> Iterator[str]:
+    global _WORK
+    _WORK = (output, articles)
+    bounds = [(start, min(start + CHUNK, len(articles))) for start in range(0, len(articles), CHUNK)]
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(bounds))) as pool:
+            # imap keeps the input order and hands out chunks as workers free up.
+            for lines in pool.imap(_lines_of, bounds):
+                yield from lines
+    finally:
+        _WORK = None
 
 
 def _json(value) -> str:

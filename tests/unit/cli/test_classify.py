@@ -173,3 +173,38 @@ def test_output_is_the_same_when_the_matcher_renumbers_its_terms(tmp_path, capsy
     monkeypatch.setattr(TermsTable, "DYNAMIC_LIMIT", 0)
     assert run(tmp_path, capsys, rules, articles) == (code, normal, "")
     assert code == 0 and normal.count("\n") > 12
+
+
+def test_jobs_split_the_articles_and_keep_the_output_byte_for_byte(tmp_path):
+    # Enough articles for several chunks per process, a rule mix that gives
+    # many matches with varied terms (presets, NEAR, prefixes, NOT).
+    items = [json.loads(line) for path in sorted((DATA / "labeled" / "blind").glob("tune*-*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(items) > 6 * 64
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("".join(json.dumps({"id": i if n % 2 else str(i), "title": i_["title"],
+                                            "summary": i_["summary"], "lang": i_["lang"]}, ensure_ascii=False)
+                                + "\n" for n, (i, i_) in enumerate(enumerate(items))), encoding="utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("".join(f"- {{name: r{n}, query: '{q}'}}\n" for n, q in enumerate([
+        "topic:fx", "topic:tariffs country:KZ", "country:UZ OR country:TJ", "oil NEAR/5 export*",
+        "sanction* -court", "tenge OR тенге OR теңге", "bank* (dollar OR доллар)", "pipeline* OR трубопровод*"])),
+        encoding="utf-8")
+    # The bundled presets: their relevance models are scored in the workers too.
+    cmd = [sys.executable, "-m", "services", "classify", "--rules", str(rules), str(articles)]
+    root = Path(__file__).resolve().parents[3]
+    one = subprocess.run(cmd + ["--jobs", "1"], capture_output=True, cwd=root, timeout=120)
+    three = subprocess.run(cmd + ["--jobs", "3"], capture_output=True, cwd=root, timeout=120)
+    assert (one.returncode, one.stderr) == (0, b"")
+    assert (three.returncode, three.stderr) == (0, b"")
+    assert one.stdout.count(b"\n") > len(items) // 2  # many matches, up to the last chunk
+    assert f'"article": {len(items) - 1},'.encode() in one.stdout
+    assert three.stdout == one.stdout
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "two", "257"])
+def test_a_bad_jobs_count_exits_2(capsys, jobs):
+    with pytest.raises(SystemExit) as stop:
+        main(["classify", "--rules", RULES, ARTICLES, "--jobs", jobs])
+    assert stop.value.code == 2
+    assert "--jobs: must be a whole number from 1 to 256" in capsys.readouterr().err
