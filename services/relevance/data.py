@@ -1,9 +1,9 @@
 """Loading labeled items for training and cross-validation, with a guard.
 
 The frozen measuring sets (`tests/data/labeled/blind/holdout-*.jsonl` and
-`tests/data/labeled/blind/check5-*.jsonl`) must never be trained on, tuned on
+`tests/data/labeled/blind/check5-*.jsonl` and `check6-*.jsonl`) must never be trained on, tuned on
 or looked at while building the model: `load_labeled` refuses any path that
-contains `blind/holdout` or `blind/check5`, and any file in a `blind/` folder
+contains `blind/holdout`, `blind/check5` or `blind/check6`, and any file in a `blind/` folder
 that is not one of the opened sets (`tune-`, `tune2-`, `check-`, `check2-`,
 `check3-`, `check4-`, so a new blind set is frozen until it is opened here), unless
 `final_measure=True`, which only `benchmarks/relevance_eval.py --final-measure
@@ -21,7 +21,7 @@ from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
-FORBIDDEN = ("blind/holdout", "blind/check5")
+FORBIDDEN = ("blind/holdout", "blind/check5", "blind/check6")
 OPENED_BLIND = ("tune-", "tune2-", "check-", "check2-", "check3-", "check4-")   # blind sets we may train on, in this order
 TOPICS = ("topic:tariffs", "topic:pipeline-disruption", "topic:fx", "topic:sanctions")
 

@@ -10,7 +10,8 @@ from services.relevance.data import ForbiddenData, allowed_files, check_allowed,
     "tests/data/labeled/blind/check5-kk.jsonl",
     "/somewhere/else/Blind/Holdout-uz.jsonl",
     "/somewhere/else/blind/Check5-en.jsonl",
-    "tests/data/labeled/blind/check6-en.jsonl",      # a new blind set is frozen until opened in data.py
+    "tests/data/labeled/blind/check6-uz.jsonl",
+    "tests/data/labeled/blind/check7-en.jsonl",      # a new blind set is frozen until opened in data.py
 ])
 def test_frozen_sets_are_refused(path):
     with pytest.raises(ForbiddenData):
