@@ -604,7 +604,9 @@ def pools(args) -> list[tuple[str, str, int, str, str]]:
 def pool_of(args, label: str) -> str:
     for lb, queues, conc, _, pool in pools(args):
         if lb == label:
-            return f"-Q {queues or 'all'} --pool {pool} --concurrency {conc}"
+            recycle = (f" --max-tasks-per-child {args.poll_max_tasks}"
+                       if label == "poll" and pool == "prefork" and args.poll_max_tasks else "")
+            return f"-Q {queues or 'all'} --pool {pool} --concurrency {conc}{recycle}"
     return "?"
 
 
@@ -749,22 +751,37 @@ class Changer(threading.Thread):
             store.dispose()
 
 
-def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int) -> list[tuple[float, float]]:
+def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int,
+                   threads: bool = False) -> list[tuple[float, float]]:
     """Per change: seconds from its commit until the first and until the last
-    of the poll worker's pool processes logged applying it (nan: not all did)."""
+    of the poll worker's pool processes logged applying it (nan: not all did).
+    "All" are the pool processes alive across the change (logging before and
+    after it): under --max-tasks-per-child a process that starts later loads
+    the change with the rest of the log, and one that ends first never polls
+    again; with no recycling that is the n_procs processes."""
     lines = []
+    seen: dict[str, list[float]] = {}  # process -> [first, last] time it logged
     for line in tail(log, 10 ** 9).splitlines():
         m = LOG_LINE.match(line)
-        if m and m.group(4).startswith("subscriptions: ") and " changed (" in m.group(4):
-            lines.append((log_time(m.group(1)), m.group(3), m.group(4)))
+        if not m:
+            continue
+        t, proc = log_time(m.group(1)), m.group(3)
+        # A prefork parent (MainProcess) logs too, but never polls.
+        if runs_tasks(proc) and (threads or proc != "MainProcess"):
+            span = seen.setdefault(proc, [t, t])
+            span[1] = t
+        if m.group(4).startswith("subscriptions: ") and " changed (" in m.group(4):
+            lines.append((t, proc, m.group(4)))
     out = []
     for at, sid in done:
         first: dict[str, float] = {}
         for t, proc, msg in lines:
             if sid in msg and runs_tasks(proc) and t >= at - 0.002:
                 first.setdefault(proc, t)
+        across = [proc for proc, (t0, t1) in seen.items() if t0 < at < t1]
+        everyone = len(across) >= min(n_procs, 1) and all(proc in first for proc in across)
         out.append((min(first.values()) - at if first else float("nan"),
-                    max(first.values()) - at if len(first) >= n_procs else float("nan")))
+                    max(first[proc] for proc in across) - at if everyone and across else float("nan")))
     return out
 
 
@@ -920,6 +937,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll-pool", choices=("threads", "prefork"),
                    default=os.environ.get("TULPAR_POLL_POOL") or "prefork",
                    help="the poll worker's --pool (Procfile: ${TULPAR_POLL_POOL:-prefork})")
+    p.add_argument("--poll-max-tasks", type=int, default=int(os.environ.get("TULPAR_POLL_MAX_TASKS") or 500),
+                   help="the poll worker's --max-tasks-per-child under prefork, 0 for none "
+                        "(Procfile: ${TULPAR_POLL_MAX_TASKS:-500})")
     p.add_argument("--deliver-concurrency", type=int,
                    default=int(os.environ.get("TULPAR_DELIVER_CONCURRENCY") or 4),
                    help="the deliver worker's pool (Procfile: ${TULPAR_DELIVER_CONCURRENCY:-4})")
@@ -1006,6 +1026,8 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
     for label, queues, conc, host, pool in pools(args):
         cmd = celery + ["worker", "--loglevel", "INFO"] + (["-Q", queues] if queues else []) \
             + ["--pool", pool, "--concurrency", str(conc)] + (["--hostname", f"{host}@%h"] if host else [])
+        if label == "poll" and pool == "prefork" and args.poll_max_tasks:
+            cmd += ["--max-tasks-per-child", str(args.poll_max_tasks)]
         w = ChildProcess(label, cmd, tmp / f"{label}.log", env=env, cwd=ROOT)
         workers.append((label, w))
         if not queues or "poll" in queues.split(","):
@@ -1252,11 +1274,12 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
           f"(feeds, receiver, matcher) {bench_cpu:.1f} incl. setup; machine busy {busy1 - busy0:.0f} of "
           f"{wall * (os.cpu_count() or 1):.0f} CPU-s |")
     if changer is not None:
-        applied = change_applied(p_worker.log, changer.done, p_conc)
+        applied = change_applied(p_worker.log, changer.done, p_conc,
+                                 threads=args.pools == "split" and args.poll_pool == "threads")
         firsts = [a for a, _ in applied if a == a]
         secs = [b for _, b in applied if b == b]
-        print(f"| subscription change (API update) -> applied in the first / in all {p_conc} poll pool "
-              f"processes, median (max) | "
+        print(f"| subscription change (API update) -> applied in the first / in all poll pool "
+              f"processes alive across it ({p_conc} at a time), median (max) | "
               + (f"{statistics.median(firsts):.2f} ({max(firsts):.2f}) s" if firsts else "n/a") + " / "
               + (f"{statistics.median(secs):.2f} ({max(secs):.2f}) s" if secs else "n/a")
               + f" ({len(secs)} of {len(changer.done)} changes applied in all"

@@ -13,11 +13,15 @@ runtime -- config, the subscriptions' index -- before it takes a task
 collector's reach (`gc.freeze`). With a prefork pool (the Procfile's
 default, and `tulpar run`'s all-queues worker) the pool forks after the
 load: its processes share the pages copy-on-write at first, but CPython's
-reference counts write to every object a match reads, so each process ends
-with its own copy (measured at 100k: 2 pool processes took the tree from
-~520 to ~1,000 MB PSS within minutes). Each pool process opens its own
-database and broker connections (`_after_fork`) and applies the changes
-logged since the parent loaded at its first poll. With `--pool threads`
+reference counts write to every object a match reads, so each process
+copies what it touches (measured at 100k: 2 pool processes took the tree
+from ~520 to ~880 MB PSS within minutes). The Procfile therefore replaces
+a pool process after TULPAR_POLL_MAX_TASKS polls (Celery's
+--max-tasks-per-child): the new one is a fresh fork, sharing again. Just
+before each fork the parent applies the changes logged so far
+(`_refresh_before_fork`), so a new process starts from now. Each pool
+process opens its own database and broker connections (`_after_fork`) and
+applies the changes logged since its fork at its first poll. With `--pool threads`
 (TULPAR_POLL_POOL=threads) the polls run in threads of the one process:
 one copy of the index (100k subscriptions: ~470 MB for the whole worker),
 each change applied once, but one core for every poll's Python work. The
@@ -245,11 +249,34 @@ def _preload(instance=None, **kwargs) -> None:
     free_poll_gates(Settings())
     try:
         preload()
+        os.register_at_fork(before=_refresh_before_fork)
     except Exception:
         # A broken config or an unreachable database: the pool processes
         # then load on their first poll and fail there with the message, as
         # a worker without a preload does.
         log.exception("preloading the subscriptions failed; each pool process loads its own")
+
+
+def _refresh_before_fork() -> None:
+    """In the poll worker's parent, just before it forks a pool process (at
+    start, and whenever one is replaced after TULPAR_POLL_MAX_TASKS polls):
+    apply the subscription changes logged since the parent loaded, so that a
+    new process starts from now. Otherwise each replacement would apply every
+    change made since the worker started -- a day's churn, every few minutes.
+    No connection is left open to cross the fork, and what the refresh made
+    is frozen like the rest. A failure only means the new process applies
+    the changes itself, at its first poll."""
+    rt = _current
+    if rt is None or rt.lazy_live.loaded is None:
+        return
+    try:
+        rt.live.refresh()
+    except Exception as exc:
+        log.warning("could not apply the subscription changes before forking (%s: %s); "
+                    "the new pool process applies them", type(exc).__name__, exc)
+    finally:
+        rt.store.dispose()
+        gc.freeze()
 
 
 @worker_process_init.connect(weak=False)

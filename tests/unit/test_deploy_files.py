@@ -41,6 +41,10 @@ def test_procfile_runs_a_poll_and_a_deliver_worker_beat_and_the_api():
         assert option(argv, "--hostname") == f"{name}@%h"  # two workers on one host
         consumed |= set(queues.split(","))
     assert consumed == set(QUEUES)  # every queue has a consumer
+    # A poll pool process is replaced after so many polls, giving back the
+    # pages it copied from the parent's index (docs/performance.md).
+    assert option(lines["poll"].split(), "--max-tasks-per-child") == "${TULPAR_POLL_MAX_TASKS:-500}"
+    assert "--max-tasks-per-child" not in lines["deliver"].split()
     assert "celery -A workers.app beat" in lines["beat"]
     # Reachable from outside its container or dyno, on the platform's port or 8000.
     assert lines["api"].split() == ["tulpar", "api", "--host", "0.0.0.0", "--port", "${PORT:-8000}"]
@@ -78,6 +82,7 @@ def test_compose_has_the_stack_and_redis_keeps_an_aof():
         assert (option(argv, "--pool") if "--pool" in argv else None) == pool
         assert option(argv, "--concurrency") == f"${{{variable}:-{default}}}"
         assert services[f"{name}-worker"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert option(services["poll-worker"]["command"], "--max-tasks-per-child") == "${TULPAR_POLL_MAX_TASKS:-500}"
     example = services["poll-worker"]["environment"]["TULPAR_CONFIG"].split(":-")[-1].rstrip("}")
     assert (ROOT / "config" / example).is_file()
 

@@ -79,12 +79,13 @@ class SlowFeed:
 
 class Worker:
     def __init__(self, tmp: Path, env: dict, queues: str | None, pool: str = "prefork",
-                 concurrency: int = CONCURRENCY):
+                 concurrency: int = CONCURRENCY, extra: tuple[str, ...] = ()):
         self.log_path = tmp / "worker.log"
         cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO", "--pool", pool,
                "--concurrency", str(concurrency), "--hostname", f"preload-{os.getpid()}-{time.monotonic_ns()}@%h"]
         if queues:
             cmd += ["-Q", queues]
+        cmd += list(extra)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -207,6 +208,36 @@ def test_the_pool_shares_the_parents_loaded_subscriptions_and_applies_later_chan
     # Still nobody loaded again, nor read the config.
     assert [p for p, _ in worker.lines(r"subscriptions: loaded ")] == ["MainProcess"]
     assert [p for p, _ in worker.lines(r"config: read ")] == ["MainProcess"]
+
+
+def test_pool_processes_replaced_after_max_tasks_start_from_the_parents_refresh(deployment):
+    # The Procfile replaces a poll process every TULPAR_POLL_MAX_TASKS polls
+    # (here 2): the parent applies the changes logged so far just before it
+    # forks, so a new process does not apply the worker's whole history.
+    d = deployment
+    worker = d.start(extra=("--max-tasks-per-child", "2"))
+    worker.wait("ready", lambda: re.search(r"@\S+ ready\.", worker.log()))
+    tick = keep_polling(worker, d.queue)
+    worker.wait("a poll in every pool process", lambda: len(worker.processes(r"\] poll wire: ")) >= CONCURRENCY, tick)
+    sid = d.ids[3]
+    subscriptions.update(d.store, d.tenant.id, sid, NOW, query="cpc AND halt*")
+    changed = rf"subscriptions: 1 changed \({sid}\)"
+    worker.wait("the parent applying the change before a fork",
+                lambda: "MainProcess" in {p for p, _ in worker.lines(changed)}, tick)
+    before = len(worker.processes(r"\] poll wire: "))
+    worker.wait("four more pool processes polling",
+                lambda: len(worker.processes(r"\] poll wire: ")) >= before + 4, tick)
+    # Only processes forked before the parent applied it apply it themselves.
+    assert len(worker.processes(changed)) <= CONCURRENCY, worker.lines(changed)
+    d.feed.publish(("cpc-1", "CPC halts loadings after mooring damage"))
+
+    def delivered():
+        with d.store.sessions() as s:
+            return s.scalars(sa.select(Delivery.subscription_id).where(Delivery.item_id == "cpc-1")).all()
+
+    assert worker.wait("the changed subscription's delivery", delivered, tick) == [sid]
+    # Loaded once, by the parent, however many processes came and went.
+    assert [p for p, _ in worker.lines(r"subscriptions: loaded ")] == ["MainProcess"]
 
 
 def test_the_procfiles_poll_worker_loads_once_and_its_threads_follow_changes(deployment):
