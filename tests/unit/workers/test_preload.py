@@ -172,6 +172,17 @@ def keep_polling(worker: Worker, queue: Queue):
     return tick
 
 
+def publish_and_deliver(d, worker: Worker, tick) -> list[str]:
+    """Publish an item about a CPC halt; the subscriptions it was delivered to."""
+    d.feed.publish(("cpc-1", "CPC halts loadings after mooring damage"))
+
+    def delivered():
+        with d.store.sessions() as s:
+            return s.scalars(sa.select(Delivery.subscription_id).where(Delivery.item_id == "cpc-1")).all()
+
+    return worker.wait("the changed subscription's delivery", delivered, tick)
+
+
 def test_the_pool_shares_the_parents_loaded_subscriptions_and_applies_later_changes(deployment):
     d = deployment
     worker = d.start()
@@ -198,13 +209,7 @@ def test_the_pool_shares_the_parents_loaded_subscriptions_and_applies_later_chan
     assert len(applied) == CONCURRENCY
     # Published once every process has it (a poll already running when the
     # change was made would take the item in with the index it started with).
-    d.feed.publish(("cpc-1", "CPC halts loadings after mooring damage"))
-
-    def delivered():
-        with d.store.sessions() as s:
-            return s.scalars(sa.select(Delivery.subscription_id).where(Delivery.item_id == "cpc-1")).all()
-
-    assert worker.wait("the changed subscription's delivery", delivered, tick) == [sid]
+    assert publish_and_deliver(d, worker, tick) == [sid]
     # Still nobody loaded again, nor read the config.
     assert [p for p, _ in worker.lines(r"subscriptions: loaded ")] == ["MainProcess"]
     assert [p for p, _ in worker.lines(r"config: read ")] == ["MainProcess"]
@@ -229,13 +234,7 @@ def test_pool_processes_replaced_after_max_tasks_start_from_the_parents_refresh(
                 lambda: len(worker.processes(r"\] poll wire: ")) >= before + 4, tick)
     # Only processes forked before the parent applied it apply it themselves.
     assert len(worker.processes(changed)) <= CONCURRENCY, worker.lines(changed)
-    d.feed.publish(("cpc-1", "CPC halts loadings after mooring damage"))
-
-    def delivered():
-        with d.store.sessions() as s:
-            return s.scalars(sa.select(Delivery.subscription_id).where(Delivery.item_id == "cpc-1")).all()
-
-    assert worker.wait("the changed subscription's delivery", delivered, tick) == [sid]
+    assert publish_and_deliver(d, worker, tick) == [sid]
     # Loaded once, by the parent, however many processes came and went.
     assert [p for p, _ in worker.lines(r"subscriptions: loaded ")] == ["MainProcess"]
 
