@@ -22,6 +22,7 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -67,14 +68,24 @@ def _fields(article: Any) -> tuple[str, str]:
 
 def feature_names(article: Any) -> list[str]:
     """The distinct feature names of an article, sorted (deterministic)."""
+    return sorted(_name_set(*_fields(article)))
+
+
+def _name_set(title: str, summary: str) -> set[str]:
     names: set[str] = set()
-    for text in _fields(article):
+    for text in (title, summary):
         ws = words(text)
         for w in ws:
-            names.add("w:" + w)
-            names.update("c:" + g for g in char_ngrams(w))
+            names.update(_word_names(w))
         names.update(f"b:{a} {b}" for a, b in zip(ws, ws[1:]))
-    return sorted(names)
+    return names
+
+
+@lru_cache(maxsize=1 << 17)
+def _word_names(word: str) -> frozenset[str]:
+    """A word's own features (w: and its character n-grams): news repeats
+    its words, and making the n-grams was most of scoring an article."""
+    return frozenset(["w:" + word] + ["c:" + g for g in char_ngrams(word)])
 
 
 @lru_cache(maxsize=1 << 20)
@@ -89,16 +100,23 @@ def vectorise(article: Any) -> dict[int, float]:
     return dict(_vectorise(*_fields(article)))
 
 
+def vector_pairs(article: Any) -> tuple[tuple[int, float], ...]:
+    """The same as (feature id, value) pairs sorted by id, not copied into a
+    dict: what scoring reads, once per model."""
+    return _vectorise(*_fields(article))
+
+
 @lru_cache(maxsize=8192)
 def _vectorise(title: str, summary: str) -> tuple[tuple[int, float], ...]:
-    counts: dict[int, float] = {}
-    for name in feature_names((title, summary)):
-        fid = feature_id(name)
-        counts[fid] = counts.get(fid, 0.0) + 1.0  # a collision adds up
-    norm = math.sqrt(sum(v * v for v in counts.values()))
-    if not norm:
+    # How many distinct names hash to each slot (a collision adds up). The
+    # counts are small integers, so the norm is exact in any order, and the
+    # result is sorted by slot: the same to the bit as adding up in name
+    # order, without sorting ~650 names an article.
+    counts = Counter(map(feature_id, _name_set(title, summary)))
+    if not counts:
         return ()
-    return tuple((fid, v / norm) for fid, v in sorted(counts.items()))
+    norm = math.sqrt(sum(c * c for c in counts.values()))
+    return tuple((fid, c / norm) for fid, c in sorted(counts.items()))
 
 
 def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:

@@ -48,8 +48,8 @@ class Model:
 
     # -- scoring -------------------------------------------------------
     def margin(self, article: Any) -> float:
-        vec = F.vectorise(article)
-        return self.bias + math.fsum(self.weights.get(fid, 0.0) * v for fid, v in vec.items())
+        get = self.weights.get
+        return self.bias + math.fsum(get(fid, 0.0) * v for fid, v in F.vector_pairs(article))
 
     def score(self, article: Any) -> float:
         return _sigmoid(self.margin(article))

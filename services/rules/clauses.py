@@ -63,7 +63,11 @@ def feature(node: Node) -> Feature | None:
             return (f"p{len(node.prefix)}", node.prefix)
         return None
     if cls is Meta:
-        return _meta_feature(node)
+        # A relevance model's verdict is a check, not a look-up: as a
+        # feature, a veto (NOT model:fx<) would be looked up for every
+        # article and cost a model's score each time; as a check it runs
+        # only for an article whose keywords matched (verdicts.py).
+        return None if node.field == verdicts.FIELD else _meta_feature(node)
     return None
 
 

@@ -44,6 +44,7 @@ from services.rules.document import Document
 from services.rules.evaluate import Evidence
 from services.rules.nodes import Node
 from services.rules.parser import parse
+from services.rules import verdicts
 from services.rules.presets import BUNDLED
 from services.rules.postings import EMPTY, ID, Column, Postings
 from services.rules.predicate import PredicateCompiler, Test
@@ -596,6 +597,10 @@ def _keys_in(doc: Document, table: str, index: dict) -> Iterable[Hashable]:
         # search each in the article's sorted words.
         words = doc.sorted_words
         return [k for k in index if starts_any(words, k)]
+    if table == verdicts.TABLE:
+        # Only the verdicts clauses are filed under (a confirmation's), each
+        # worked out when asked: a model's score is ~0.25 ms.
+        return [k for k in index if verdicts.holds(doc, k)]
     return doc.table(table) & index.keys()
 
 

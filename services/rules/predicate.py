@@ -200,6 +200,8 @@ class _Found(dict):
             # article's set of such prefixes.
             words = self.doc.sorted_words
             found = {k for k in vocab if starts_any(words, k)}
+        elif table == verdicts.TABLE:  # each verdict worked out when asked (index._keys_in)
+            found = {k for k in vocab if verdicts.holds(self.doc, k)}
         else:
             found = self.doc.table(table) & vocab
         self[table] = found
