@@ -68,8 +68,10 @@ def _show(args) -> int:
         from services.rules import verdicts
         model = verdicts.load(preset.model)
         t = model.thresholds
-        print(f"# checked by the relevance model '{preset.model}': a match it scores below {t.low:g} is vetoed, "
-              f"an article it scores above {t.high:g} matches without the keywords")
+        sides = ([f"a match it scores below {t.low:g} is vetoed"] if t.low > 0 else []) + \
+            ([f"an article it scores above {t.high:g} matches without the keywords"] if t.high < 1 else [])
+        print(f"# relevance model '{preset.model}': " + ("; ".join(sides) if sides else
+                                                         "its thresholds leave the keywords alone"))
     return 0
 
 

@@ -67,9 +67,10 @@ class Presets:
     """The loaded presets; `resolve(kind, name)` gives a preset's parsed
     effective rule (what the parser needs for `topic:`/`country:`)."""
 
-    def __init__(self, presets: dict[tuple[str, str], Preset], models: bool = True):
+    def __init__(self, presets: dict[tuple[str, str], Preset], models: bool = True, models_dir: Path | None = None):
         self._presets = presets
         self._models = models  # False: the keywords alone (to measure them against the model)
+        self._models_dir = models_dir  # None: services/relevance/models
         self._rules: dict[tuple[str, str], Node] = {}
         self._resolving: set[tuple[str, str]] = set()
 
@@ -97,7 +98,7 @@ class Presets:
             if preset.exclude:
                 rule = And((rule, Not(self._parse(preset, "exclude", preset.exclude))))
             if preset.model and self._models:
-                rule = _checked_by_model(preset, rule)
+                rule = _checked_by_model(preset, rule, self._models_dir)
         finally:
             self._resolving.discard(key)
         self._rules[key] = rule
@@ -110,18 +111,23 @@ class Presets:
             raise PresetError(f"{preset.path}: {key}: {err}\n{err.display(query)}") from None
 
 
-def _checked_by_model(preset: Preset, rule: Node) -> Node:
-    """(rule AND NOT model:NAME<) OR model:NAME> -- see verdicts.py."""
+def _checked_by_model(preset: Preset, rule: Node, models_dir: Path | None = None) -> Node:
+    """(rule AND NOT model:NAME<) OR model:NAME> -- see verdicts.py. A side
+    whose threshold can never be passed (low 0: no score is below it; high
+    1: none above) is left out, so the model is never scored for it."""
     try:
-        verdicts.load(preset.model)
+        model = verdicts.load(preset.model, models_dir)
     except ValueError as err:
         raise PresetError(f"{preset.path}: model: {err}") from None
-    veto = Meta(verdicts.FIELD, preset.model + verdicts.VETO)
-    confirm = Meta(verdicts.FIELD, preset.model + verdicts.CONFIRM)
-    return Or((And((rule, Not(veto))), confirm))
+    t = model.thresholds
+    if t.low > 0.0:
+        rule = And((rule, Not(Meta(verdicts.FIELD, preset.model + verdicts.VETO))))
+    if t.high < 1.0:
+        rule = Or((rule, Meta(verdicts.FIELD, preset.model + verdicts.CONFIRM)))
+    return rule
 
 
-def load_presets(directory: str | Path = DEFAULT_DIR, models: bool = True) -> Presets:
+def load_presets(directory: str | Path = DEFAULT_DIR, models: bool = True, models_dir: Path | None = None) -> Presets:
     """Read and check every preset under `directory` (a missing folder
     means no presets of that kind). `models=False` leaves out the
     relevance models that presets name: the keyword rules alone."""
@@ -134,7 +140,7 @@ def load_presets(directory: str | Path = DEFAULT_DIR, models: bool = True) -> Pr
             if key in found:
                 raise PresetError(f"{path}: {preset.ref} is also defined in {found[key].path}")
             found[key] = preset
-    presets = Presets(found, models)
+    presets = Presets(found, models, models_dir)
     for kind, name in found:
         presets.resolve(kind, name)
     return presets
