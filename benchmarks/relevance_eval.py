@@ -152,11 +152,13 @@ def combined(rule: bool, score: float, t: Thresholds) -> bool:
     return decide(rule, score, t).match
 
 
-def micro_f1(items, rules, scores, t: Thresholds) -> float:
+def micro_f1(items, rules, scores, t: Thresholds | dict[str, Thresholds]) -> float:
+    """Topic micro-F1 with one pair for all topics, or a pair per topic."""
     s = PRF()
     for it in items:
         for topic in TOPICS:
-            s.add(topic in it["labels"], combined(rules[topic][it["id"]], scores[topic][it["id"]], t))
+            s.add(topic in it["labels"],
+                  combined(rules[topic][it["id"]], scores[topic][it["id"]], t[topic] if isinstance(t, dict) else t))
     return s.f1
 
 
@@ -424,16 +426,12 @@ def calibrate_on(items, rules, config: TrainConfig, log, names: list[str], modes
             one = choose_thresholds(held, rules, scores, m)
             thr = {topic: one for topic in TOPICS}
         thr_of = lambda it, topic, thr=thr: thr[topic]  # noqa: E731
-        s = PRF()
-        for it in held:
-            for topic in TOPICS:
-                s.add(topic in it["labels"], combined(rules[topic][it["id"]], scores[topic][it["id"]], thr[topic]))
-        f1[m] = s.f1
+        f1[m] = micro_f1(held, rules, scores, thr)
         broken = sum(breaks(topic, thr[topic]) for topic in TOPICS)
         text = table(held, rules, scores, thr_of,
                      f"{m}: thresholds chosen on {'+'.join(names)} itself: "
                      + ", ".join(f"{t} ({thr[t].low}, {thr[t].high})" for t in TOPICS)
-                     + f"; micro F1 rule {micro_f1(held, rules, scores, RULE_ALONE):.3f} -> {s.f1:.3f}; "
+                     + f"; micro F1 rule {micro_f1(held, rules, scores, RULE_ALONE):.3f} -> {f1[m]:.3f}; "
                      f"hard cases broken: {broken}")
         out[m] = (text, thr, compact(held, rules, scores, thr_of))
     out["sweep"] = sweep(held, rules, scores)

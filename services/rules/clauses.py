@@ -72,7 +72,7 @@ def feature(node: Node) -> Feature | None:
 
 
 def _meta_feature(node: Meta) -> Feature:
-    if node.field == verdicts.FIELD:  # a relevance model's verdict: a feature like any other
+    if node.field == verdicts.FIELD:  # a verdict's cover (it is a check, see feature())
         return (verdicts.TABLE, node.value)
     return ("m", f"{node.field}={node.value}")
 

@@ -102,7 +102,7 @@ class EvidenceCompiler(ClosureCompiler[HitsFn]):
             def verdict(d: Document):
                 if not verdicts.holds(d, value):
                     return None
-                return [Hit(term, name, *d.fields[name].spans[i]) for term, name, i in verdicts.evidence(d, value)]
+                return verdicts.hits(d, value)
             return verdict
         if node.field == "source":
             return lambda d: [] if d.source == value else None

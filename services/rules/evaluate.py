@@ -178,7 +178,7 @@ def collect_hits(node: Node, doc: Document) -> list[Hit] | None:
         if node.field == verdicts.FIELD:
             if not verdicts.holds(doc, node.value):
                 return None
-            return [Hit(term, name, *doc.fields[name].spans[i]) for term, name, i in verdicts.evidence(doc, node.value)]
+            return verdicts.hits(doc, node.value)
         actual = doc.source if node.field == "source" else doc.lang
         return [] if actual == node.value else None
     if isinstance(node, PresetRef):

@@ -10,9 +10,11 @@ A topic preset may name a model (`model: fx` in its YAML: the file
 (a veto of a keyword match), `model:fx>` when it is above `high` (an article
 the keywords missed, confirmed): the decision of
 `services.relevance.combine.decide`, written as a rule. Both are
-`Meta("model", "fx<")` leaves, so every evaluator and the Matcher's index
-handle them as they handle `lang:` (in feature table "v", see clauses.py),
-and a rule that names `topic:fx` needs no change.
+`Meta("model", "fx<")` leaves, so every evaluator handles them as it handles
+`lang:`, and a rule that names `topic:fx` needs no change. In the Matcher a
+verdict is a check, run only for a clause that is a candidate; a
+confirmation is also a cover (feature table "v", see clauses.py), and only
+the verdicts clauses are filed under are worked out (`holding`).
 
 A confirmation says why: its evidence is the article's words that pushed the
 score up most (`Model.explain`, n-grams gathered per word), as hits named
@@ -62,11 +64,6 @@ def load(name: str, directory: Path | None = None):
         return model
 
 
-def loaded() -> tuple[str, ...]:
-    """Names of the models loaded so far (the verdicts table holds theirs)."""
-    return tuple(sorted(_models))
-
-
 def split(value: str) -> tuple[str, str]:
     """`fx>` -> (`fx`, `>`)."""
     return value[:-1], value[-1]
@@ -83,14 +80,17 @@ def holds(doc: "Document", value: str) -> bool:
     return score < low if side == VETO else score > high
 
 
-def table(doc: "Document") -> set[str]:
-    """Every verdict that holds, over the loaded models."""
-    out = set()
-    for name in loaded():
-        for side in (VETO, CONFIRM):
-            if holds(doc, name + side):
-                out.add(name + side)
-    return out
+def holding(doc: "Document", values) -> list[str]:
+    """Those of the verdicts `values` that hold, each worked out when asked
+    (a model's score costs ~0.6 ms): the document's part of feature table
+    "v" that an index or a rule looks up."""
+    return [v for v in values if holds(doc, v)]
+
+
+def hits(doc: "Document", value: str) -> list:
+    """The evidence of a verdict that holds, as `Hit`s (see `evidence`)."""
+    from services.rules.evaluate import Hit
+    return [Hit(term, name, *doc.fields[name].spans[i]) for term, name, i in evidence(doc, value)]
 
 
 def evidence(doc: "Document", value: str) -> list[tuple[str, str, int]]:
