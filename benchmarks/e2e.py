@@ -751,14 +751,13 @@ class Changer(threading.Thread):
             store.dispose()
 
 
-def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int,
-                   threads: bool = False) -> list[tuple[float, float]]:
+def change_applied(log: Path, done: list[tuple[float, str]], threads: bool = False) -> list[tuple[float, float]]:
     """Per change: seconds from its commit until the first and until the last
     of the poll worker's pool processes logged applying it (nan: not all did).
     "All" are the pool processes alive across the change (logging before and
     after it): under --max-tasks-per-child a process that starts later loads
     the change with the rest of the log, and one that ends first never polls
-    again; with no recycling that is the n_procs processes."""
+    again; with no recycling that is every pool process."""
     lines = []
     seen: dict[str, list[float]] = {}  # process -> [first, last] time it logged
     for line in tail(log, 10 ** 9).splitlines():
@@ -779,9 +778,9 @@ def change_applied(log: Path, done: list[tuple[float, str]], n_procs: int,
             if sid in msg and runs_tasks(proc) and t >= at - 0.002:
                 first.setdefault(proc, t)
         across = [proc for proc, (t0, t1) in seen.items() if t0 < at < t1]
-        everyone = len(across) >= min(n_procs, 1) and all(proc in first for proc in across)
+        everyone = bool(across) and all(proc in first for proc in across)
         out.append((min(first.values()) - at if first else float("nan"),
-                    max(first[proc] for proc in across) - at if everyone and across else float("nan")))
+                    max(first[proc] for proc in across) - at if everyone else float("nan")))
     return out
 
 
@@ -1274,7 +1273,7 @@ def run(args, lo: float, hi: float, tmp: Path, res: Resources) -> int:
           f"(feeds, receiver, matcher) {bench_cpu:.1f} incl. setup; machine busy {busy1 - busy0:.0f} of "
           f"{wall * (os.cpu_count() or 1):.0f} CPU-s |")
     if changer is not None:
-        applied = change_applied(p_worker.log, changer.done, p_conc,
+        applied = change_applied(p_worker.log, changer.done,
                                  threads=args.pools == "split" and args.poll_pool == "threads")
         firsts = [a for a, _ in applied if a == a]
         secs = [b for _, b in applied if b == b]
