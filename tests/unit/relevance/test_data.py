@@ -7,11 +7,11 @@ from services.relevance.data import ForbiddenData, allowed_files, check_allowed,
 
 @pytest.mark.parametrize("path", [
     "tests/data/labeled/blind/holdout-en.jsonl",
-    "tests/data/labeled/blind/check5-kk.jsonl",
+    "tests/data/labeled/blind/check7-kk.jsonl",
     "/somewhere/else/Blind/Holdout-uz.jsonl",
-    "/somewhere/else/blind/Check5-en.jsonl",
-    "tests/data/labeled/blind/check6-uz.jsonl",
-    "tests/data/labeled/blind/check7-en.jsonl",      # a new blind set is frozen until opened in data.py
+    "/somewhere/else/blind/Check7-en.jsonl",
+    "tests/data/labeled/blind/check8-uz.jsonl",
+    "tests/data/labeled/blind/check9-en.jsonl",      # a new blind set is frozen until opened in data.py
 ])
 def test_frozen_sets_are_refused(path):
     with pytest.raises(ForbiddenData):
@@ -21,7 +21,7 @@ def test_frozen_sets_are_refused(path):
 
 
 def test_final_measure_lets_them_through():
-    assert check_allowed("x/blind/check5-en.jsonl", final_measure=True) == Path("x/blind/check5-en.jsonl")
+    assert check_allowed("x/blind/check7-en.jsonl", final_measure=True) == Path("x/blind/check7-en.jsonl")
     assert check_allowed("x/blind/holdout-en.jsonl", final_measure=True) == Path("x/blind/holdout-en.jsonl")
 
 
@@ -32,6 +32,8 @@ def test_final_measure_lets_them_through():
     "tests/data/labeled/blind/check2-uz.jsonl",    # opened for training in round 4
     "tests/data/labeled/blind/check3-ru.jsonl",    # opened when check4 was frozen
     "tests/data/labeled/blind/check4-en.jsonl",    # opened when check5 was frozen
+    "tests/data/labeled/blind/check5-kk.jsonl",    # opened when check7 and check8 were frozen
+    "tests/data/labeled/blind/check6-uz.jsonl",    # opened when check7 and check8 were frozen
     "tests/data/labeled/holdout.jsonl",            # our own holdout, trainable as before
 ])
 def test_opened_sets_are_allowed(path):
@@ -42,9 +44,10 @@ def test_allowed_files_are_only_the_training_sets():
     names = [p.relative_to(p.parents[1]).as_posix() if p.parent.name == "blind" else p.name for p in allowed_files()]
     assert names[:3] == ["tune.jsonl", "holdout.jsonl", "challenge.jsonl"]
     blind = names[3:]
-    opened = ("blind/tune-", "blind/tune2-", "blind/check-", "blind/check2-", "blind/check3-", "blind/check4-")
+    opened = ("blind/tune-", "blind/tune2-", "blind/check-", "blind/check2-", "blind/check3-", "blind/check4-",
+              "blind/check5-", "blind/check6-")
     assert blind and all(n.startswith(opened) for n in blind)
-    assert not any("holdout" in n or "check5" in n for n in blind)
+    assert not any("holdout" in n or "check7" in n or "check8" in n for n in blind)
     for prefix in opened:
         assert any(n.startswith(prefix) for n in blind), prefix
 
