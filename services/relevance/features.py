@@ -12,9 +12,11 @@ Oʻzbekiston are the same word) and turned into binary features:
   (``qozog'istonda`` shares ``ston`` / ``nda>`` with other forms).
 
 Each feature name is hashed into ``2**HASH_BITS`` slots with BLAKE2b (stable
-across processes and machines, unlike Python's salted ``hash()``). The
-feature vector is L2-normalised. A trained model keeps the names of the
-features it has seen, so a score can be explained in readable form.
+across processes and machines, unlike Python's salted ``hash()``). An
+article's vector is the set of slots its features fall in, each worth
+1/sqrt(number of slots): binary and L2-normalised (two names that share a
+slot count once). A trained model keeps the names of the features it has
+seen, so a score can be explained in readable form.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections import Counter
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -96,27 +97,41 @@ def feature_id(name: str) -> int:
 
 
 def vectorise(article: Any) -> dict[int, float]:
-    """Hashed, L2-normalised binary features: {feature id: value}."""
-    return dict(_vectorise(*_fields(article)))
+    """Hashed, L2-normalised binary features: {feature id: value}, by id."""
+    ids = vector_ids(article)
+    if not ids:
+        return {}
+    value = 1.0 / math.sqrt(len(ids))
+    return {fid: value for fid in sorted(ids)}
 
 
-def vector_pairs(article: Any) -> tuple[tuple[int, float], ...]:
-    """The same as (feature id, value) pairs sorted by id, not copied into a
-    dict: what scoring reads, once per model."""
-    return _vectorise(*_fields(article))
+def vector_ids(article: Any) -> frozenset[int]:
+    """The slots of the article's features, each worth 1/sqrt(len): what
+    scoring reads (a model adds up its weights of these, then scales)."""
+    return _vector_ids(*_fields(article))
 
 
 @lru_cache(maxsize=8192)
-def _vectorise(title: str, summary: str) -> tuple[tuple[int, float], ...]:
-    # How many distinct names hash to each slot (a collision adds up). The
-    # counts are small integers, so the norm is exact in any order, and the
-    # result is sorted by slot: the same to the bit as adding up in name
-    # order, without sorting ~650 names an article.
-    counts = Counter(map(feature_id, _name_set(title, summary)))
-    if not counts:
-        return ()
-    norm = math.sqrt(sum(c * c for c in counts.values()))
-    return tuple((fid, c / norm) for fid, c in sorted(counts.items()))
+def _vector_ids(title: str, summary: str) -> frozenset[int]:
+    # Made from ids cached per word and per word pair: news repeats its
+    # words, and hashing ~500 names an article was most of a score.
+    ids: set[int] = set()
+    for text in (title, summary):
+        ws = words(text)
+        for w in ws:
+            ids.update(_word_ids(w))
+        ids.update(map(_pair_id, ws, ws[1:]))
+    return frozenset(ids)
+
+
+@lru_cache(maxsize=1 << 17)
+def _word_ids(word: str) -> frozenset[int]:
+    return frozenset(map(feature_id, _word_names(word)))
+
+
+@lru_cache(maxsize=1 << 17)
+def _pair_id(first: str, second: str) -> int:
+    return feature_id(f"b:{first} {second}")
 
 
 def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:

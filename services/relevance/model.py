@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -48,8 +49,13 @@ class Model:
 
     # -- scoring -------------------------------------------------------
     def margin(self, article: Any) -> float:
-        get = self.weights.get
-        return self.bias + math.fsum(get(fid, 0.0) * v for fid, v in F.vector_pairs(article))
+        # Every feature is worth the same 1/sqrt(n) (features.py): add up
+        # the weights (in the set's order, the same for the same text), then
+        # scale once.
+        ids = F.vector_ids(article)
+        if not ids:
+            return self.bias
+        return self.bias + sum(map(self.weights.get, ids, repeat(0.0))) / math.sqrt(len(ids))
 
     def score(self, article: Any) -> float:
         return _sigmoid(self.margin(article))
