@@ -73,6 +73,8 @@ def feature_names(article: Any) -> list[str]:
 
 
 def _name_set(title: str, summary: str) -> set[str]:
+    # The names behind `_vector_ids` (which builds the hashed form straight
+    # from cached ids, for speed): the two must give the same slots.
     names: set[str] = set()
     for text in (title, summary):
         ws = words(text)

@@ -42,6 +42,17 @@ def test_vector_is_unit_length_and_sorted():
     assert F.vectorise({"title": "", "summary": ""}) == {}
 
 
+def test_vector_ids_are_the_hashed_feature_names():
+    # vector_ids builds from ids cached per word and word pair; feature_names
+    # (what explanations read) must name exactly those slots.
+    for article in (ARTICLE, {"title": "Тенге ослаб", "summary": "Нацбанк продал доллары. Курс тенге упал."},
+                    {"title": "Пошлина", "summary": ""}, {"title": "", "summary": "a b a b"}):
+        assert F.vector_ids(article) == {F.feature_id(n) for n in F.feature_names(article)}
+        vec = F.vectorise(article)
+        assert set(vec) == F.vector_ids(article)
+        assert len(set(vec.values())) == 1  # binary: every slot worth 1/sqrt(n)
+
+
 def test_hash_is_stable_across_processes():
     """The same text gives the same ids in a process with another hash seed."""
     code = ("import json,sys; from services.relevance import features as F; "
