@@ -30,24 +30,26 @@ from services.relevance.store import MODELS_DIR, model_path  # noqa: E402
 
 
 def timed(models: list[Model], articles: list[dict]) -> tuple[float, float]:
-    """(us per article for the first model, us per further model)."""
+    """(us per article for the first model, us per further model), each
+    article scored by every model in turn, as the presets do."""
     texts = [{"title": a.get("title", ""), "summary": a.get("summary", "")} for a in articles]
     for t in texts:  # warm the per-word caches
         models[0].score(t)
-    first = rest = 0.0
+    clock, best = time.process_time, None
     for _ in range(3):
         F._vector_ids.cache_clear()
-        t0 = time.process_time()
+        first = rest = 0.0
         for t in texts:
+            t0 = clock()
             models[0].score(t)
-        t1 = time.process_time()
-        for m in models[1:]:
-            for t in texts:
+            t1 = clock()
+            for m in models[1:]:
                 m.score(t)
-        t2 = time.process_time()
-        first = min(first or 1e9, (t1 - t0) / len(texts))
-        rest = min(rest or 1e9, (t2 - t1) / len(texts) / max(1, len(models) - 1))
-    return first * 1e6, rest * 1e6
+            first += t1 - t0
+            rest += clock() - t1
+        run = (first / len(texts), rest / len(texts) / max(1, len(models) - 1))
+        best = run if best is None or run[0] < best[0] else best
+    return best[0] * 1e6, best[1] * 1e6
 
 
 def main() -> None:

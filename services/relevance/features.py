@@ -84,18 +84,25 @@ def _name_set(title: str, summary: str) -> set[str]:
     return names
 
 
-@lru_cache(maxsize=1 << 17)
+def _names_of_word(word: str) -> list[str]:
+    """A word's own features: w: and its character n-grams."""
+    return ["w:" + word] + ["c:" + g for g in char_ngrams(word)]
+
+
+@lru_cache(maxsize=1 << 14)
 def _word_names(word: str) -> frozenset[str]:
-    """A word's own features (w: and its character n-grams): news repeats
-    its words, and making the n-grams was most of scoring an article."""
-    return frozenset(["w:" + word] + ["c:" + g for g in char_ngrams(word)])
+    return frozenset(_names_of_word(word))
 
 
-@lru_cache(maxsize=1 << 20)
-def feature_id(name: str) -> int:
-    """Stable hash of a feature name into [0, DIM)."""
+def _hash(name: str) -> int:
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & (DIM - 1)
+
+
+@lru_cache(maxsize=1 << 16)
+def feature_id(name: str) -> int:
+    """Stable hash of a feature name into [0, DIM)."""
+    return _hash(name)
 
 
 def vectorise(article: Any) -> dict[int, float]:
@@ -113,10 +120,12 @@ def vector_ids(article: Any) -> frozenset[int]:
     return _vector_ids(*_fields(article))
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=256)
 def _vector_ids(title: str, summary: str) -> frozenset[int]:
     # Made from ids cached per word and per word pair: news repeats its
-    # words, and hashing ~500 names an article was most of a score.
+    # words, and hashing ~500 names an article was most of a score. Kept for
+    # the last few articles only (~20 KB each): the models scoring one
+    # article, and its explanation, share it.
     ids: set[int] = set()
     for text in (title, summary):
         ws = words(text)
@@ -126,14 +135,18 @@ def _vector_ids(title: str, summary: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-@lru_cache(maxsize=1 << 17)
+# What scoring reads: ids cached per word (~2.3 KB each) and per word pair,
+# hashed without going through feature_id's cache of names. Bounded, since
+# a poll worker scores for weeks: 32k words, at most ~75 MB a process; a
+# word pushed out costs ~15 us to hash again.
+@lru_cache(maxsize=1 << 15)
 def _word_ids(word: str) -> frozenset[int]:
-    return frozenset(map(feature_id, _word_names(word)))
+    return frozenset(map(_hash, _names_of_word(word)))
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 16)
 def _pair_id(first: str, second: str) -> int:
-    return feature_id(f"b:{first} {second}")
+    return _hash(f"b:{first} {second}")
 
 
 def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:
