@@ -6,12 +6,12 @@
     .venv/bin/python benchmarks/relevance_eval.py --leave-set-out --modes veto,confirm,both   # hold out each blind set
     .venv/bin/python benchmarks/relevance_eval.py --leave-set-out check2 --modes veto,confirm,both   # ... only check2
     .venv/bin/python benchmarks/relevance_eval.py --calibrate-on check3,check4 --per-topic --modes veto,confirm,both --write
-    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-check5   # later, once, on a frozen set
+    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-check11   # later, once, on a frozen set
 
 Data: only the sets we may train on (tests/data/labeled/{tune,holdout,
-challenge}.jsonl and blind/{tune,tune2,check,check2,check3,check4}-*.jsonl; see
-services/relevance/data.py, which refuses blind/holdout-* and blind/check5-*
-without --final-measure).
+challenge}.jsonl and the opened blind sets, `OPENED_BLIND` in
+services/relevance/data.py, which refuses the frozen ones, blind/holdout-* and
+the newest check sets, without --final-measure).
 
 Modes: `veto` (high = 1.0: the model only drops a rule match scoring below
 `low`), `confirm` (low = 0.0: the model only adds an article the rule missed
