@@ -69,19 +69,25 @@ def _fields(article: Any) -> tuple[str, str]:
 
 def feature_names(article: Any) -> list[str]:
     """The distinct feature names of an article, sorted (deterministic)."""
-    return sorted(_name_set(*_fields(article)))
+    return sorted(_gather(*_fields(article), _word_names, _pair_name))
 
 
-def _name_set(title: str, summary: str) -> set[str]:
-    # The names behind `_vector_ids` (which builds the hashed form straight
-    # from cached ids, for speed): the two must give the same slots.
-    names: set[str] = set()
+def _gather(title: str, summary: str, of_word, of_pair) -> set:
+    """An article's features in one form: each word's (`of_word`) and each
+    adjacent pair's within a field (`of_pair`). The names (`feature_names`) and
+    the hashed slots scoring reads (`_vector_ids`) are both made here, so
+    the two cannot disagree on what a feature is."""
+    found: set = set()
     for text in (title, summary):
         ws = words(text)
         for w in ws:
-            names.update(_word_names(w))
-        names.update(f"b:{a} {b}" for a, b in zip(ws, ws[1:]))
-    return names
+            found.update(of_word(w))
+        found.update(map(of_pair, ws, ws[1:]))
+    return found
+
+
+def _pair_name(first: str, second: str) -> str:
+    return f"b:{first} {second}"
 
 
 def _names_of_word(word: str) -> list[str]:
@@ -126,13 +132,7 @@ def _vector_ids(title: str, summary: str) -> frozenset[int]:
     # words, and hashing ~500 names an article was most of a score. Kept for
     # the last few articles only (~20 KB each): the models scoring one
     # article, and its explanation, share it.
-    ids: set[int] = set()
-    for text in (title, summary):
-        ws = words(text)
-        for w in ws:
-            ids.update(_word_ids(w))
-        ids.update(map(_pair_id, ws, ws[1:]))
-    return frozenset(ids)
+    return frozenset(_gather(title, summary, _word_ids, _pair_id))
 
 
 # What scoring reads: ids cached per word (~2.3 KB each) and per word pair,
@@ -146,7 +146,7 @@ def _word_ids(word: str) -> frozenset[int]:
 
 @lru_cache(maxsize=1 << 16)
 def _pair_id(first: str, second: str) -> int:
-    return _hash(f"b:{first} {second}")
+    return _hash(_pair_name(first, second))
 
 
 def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:
