@@ -160,12 +160,8 @@ def kinds(live) -> dict[str, list]:
             out["postings: keys"].append(key)
             out["postings: slot (outer list)"].append(slot)
             for ids in slot:
-                if not isinstance(ids, list):
-                    continue
-                out["postings: id lists"].append(ids)
-                for i in ids:
-                    if i > 256:  # the small ints are the interpreter's own
-                        out["postings: ints in the lists"].append(i)
+                if ids is not None:  # array('i'): the ids are machine ints inside it, no objects of their own
+                    out["postings: id arrays"].append(ids)
     for table, index in m._postings.arrays().items():
         for key, slot in index.items():
             out["postings: array slot tuples"].append(slot)

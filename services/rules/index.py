@@ -339,11 +339,20 @@ class Matcher:
         written, has its page copied)."""
         slots = []
         walked = len(self._always)
+        key_sets = self._postings.key_sets()
         for table, index in self._postings.lists().items():
-            for key in _keys_in(doc, table, index):
+            for key in _keys_in(doc, table, key_sets[table]):
                 slot = index[key]
                 slots.append(slot)
-                walked += len(slot[0]) + len(slot[1]) + len(slot[3]) + len(slot[4])
+                direct, present, _, rarest, absent = slot  # None for none
+                if direct:
+                    walked += len(direct)
+                if present:
+                    walked += len(present)
+                if rarest:
+                    walked += len(rarest)
+                if absent:
+                    walked += len(absent)
         if walked > self.PYTHON_PATH_MAX_FACTOR * self.PYTHON_PATH_LIMIT:
             return None
         found: set[int] = set()
@@ -417,8 +426,9 @@ class Matcher:
         on `doc` unless a check says otherwise; both possibly repeated)."""
         self.refresh()
         direct, present, absent = [], [], []
+        key_sets = self._postings.key_sets()  # the arrays' keys too, as of the refresh above
         for table, index in self._postings.arrays().items():
-            for key in _keys_in(doc, table, index):
+            for key in _keys_in(doc, table, key_sets[table]):
                 d, p, a = index[key]
                 if d is not None:
                     direct.append(d)
@@ -589,19 +599,19 @@ _SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
 _FEW_PREFIXES = 16
 
 
-def _keys_in(doc: Document, table: str, index: dict) -> Iterable[Hashable]:
-    """The keys of one table of the index that `doc` has."""
-    if len(index) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
+def _keys_in(doc: Document, table: str, keys: set) -> Iterable[Hashable]:
+    """Those of `keys` (one table's of the index) that `doc` has."""
+    if len(keys) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
         # A few short prefixes (one rule with `oil*` would otherwise make
         # every article build its set of 3-letter prefixes): a binary
         # search each in the article's sorted words.
         words = doc.sorted_words
-        return [k for k in index if starts_any(words, k)]
+        return [k for k in keys if starts_any(words, k)]
     if table == verdicts.TABLE:
         # Only the verdicts clauses are filed under (a confirmation's), each
         # worked out when asked: a model's score is ~0.15-0.25 ms.
-        return verdicts.holding(doc, index)
-    return doc.table(table) & index.keys()
+        return verdicts.holding(doc, keys)
+    return doc.table(table) & keys
 
 
 def _sorted_unique(ids: np.ndarray) -> np.ndarray:

@@ -10,20 +10,28 @@ terms, phrases, ANDs and NEARs, each with its own ORs). Every key any OR
 looks up is also put in one vocabulary per compiler, and each article's keys
 among it are found once (`_Found`, kept in `Document.memo`) and shared by
 every OR of every preset: an OR then intersects its own keys with those few
-keys rather than with the article's sets.
+keys rather than with the article's sets. The same found keys gate an OR's
+AND and NEAR children (`_gate`): such a child is filed under the cover of one
+of its parts only, and is tested only if the article also has a key of each
+of its other parts.
 """
 from __future__ import annotations
 
-from typing import Callable
+from bisect import bisect_left, bisect_right
+from typing import Callable, Iterable
 
 from services.rules import verdicts
-from services.rules.clauses import PREFIX_KEY, cover, feature
-from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, near_matches, simple_key
+from services.rules.clauses import PREFIX_KEY, Feature, cover, cover_score, feature
+from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, simple_key
 from services.rules.document import Document
+from services.rules.evaluate import Span
 from services.rules.nodes import BOTH, And, Leaf, Meta, Near, Node, Not, Or, Term
 from services.rules.text import starts_any
 
 Test = Callable[[Document], bool]
+# Parts that must each be found for an OR's child to be worth testing: each
+# part a tuple of (table, keys) of which the article must have one key.
+Gate = tuple[tuple[tuple[str, frozenset], ...], ...]
 
 
 class PredicateCompiler(ClosureCompiler[Test]):
@@ -37,21 +45,24 @@ class PredicateCompiler(ClosureCompiler[Test]):
         # Document can be matched again later) is not reused.
         self._vocab: dict[str, set] = {}
         self._version = object()
+        self._sorted_prefixes: dict[str, list[str]] = {}  # the p1..p3 tables of `_vocab`, sorted (see `_Found`)
 
     def _found(self, d: Document) -> "_Found":
         """The article's keys among the vocabulary (made once per article
         and vocabulary)."""
         found = d.memo.get(_FOUND)
         if found is None or found.version is not self._version:
-            found = d.memo[_FOUND] = _Found(d, self._vocab, self._version)
+            found = d.memo[_FOUND] = _Found(d, self._vocab, self._sorted_prefixes, self._version)
         return found
 
-    def _learn(self, index: dict[str, dict]) -> None:
+    def _learn(self, index: dict[str, Iterable]) -> None:
         for table, keys in index.items():
             known = self._vocab.setdefault(table, set())
-            if not keys.keys() <= known:
+            if not known.issuperset(keys):
                 known.update(keys)
                 self._version = object()
+                if table in _SHORT_PREFIX_TABLES:
+                    self._sorted_prefixes[table] = sorted(known)
 
     def leaf(self, leaf: Leaf) -> Test:
         simple = simple_key(leaf)
@@ -104,29 +115,38 @@ class PredicateCompiler(ClosureCompiler[Test]):
             if features is None:
                 others.append(test)
                 continue
+            waiting = (self._gate(child, features), test)
             for table, key in features:
                 keys = index.setdefault(table, {})
                 tests = keys.get(key, ())
                 if tests is not None:  # None: the key alone decides, no test needed
-                    keys[key] = tests + (test,)
+                    keys[key] = tests + (waiting,)
         self._learn(index)
-        tables = list(index.items())
+        # The keys that decide alone are tried first, all tables, without
+        # building a set; the article's hits among the shared vocabulary are
+        # few, so the waiting children are found by looking each hit up.
+        deciding = tuple((table, frozenset(k for k, tests in keys.items() if tests is None))
+                         for table, keys in index.items() if None in keys.values())
+        filed = tuple((table, {k: tests for k, tests in keys.items() if tests is not None})
+                      for table, keys in index.items() if any(keys.values()))
         found_in = self._found
 
         def any_of(d: Document) -> bool:
             found = found_in(d)
-            waiting = []
-            for table, keys in tables:
-                hits = found[table]
-                if hits:
-                    for key in keys.keys() & hits:
-                        tests = keys[key]
-                        if tests is None:
-                            return True
-                        waiting += tests
-            for test in waiting:
-                if test(d):
+            for table, keys in deciding:
+                if not keys.isdisjoint(found[table]):
                     return True
+            if filed:
+                waiting: list = []  # (gate, test)
+                for table, keys in filed:
+                    for key in found[table]:
+                        tests = keys.get(key)
+                        if tests is not None:
+                            waiting += tests
+                # A child filed under several keys the article has runs once.
+                for gate, test in (dict.fromkeys(waiting) if len(waiting) > 1 else waiting):
+                    if (gate is None or _passes(gate, found)) and test(d):
+                        return True
             for test in others:
                 if test(d):
                     return True
@@ -134,13 +154,56 @@ class PredicateCompiler(ClosureCompiler[Test]):
 
         return any_of
 
+    def _gate(self, child: Node, filed: list[Feature]) -> "Gate | None":
+        """What else an OR's child filed under the features `filed` needs
+        before it is worth testing: the cover of each part that must match
+        (each child of an AND, both sides of a NEAR), as looked up in the
+        article's `_Found`. Most children filed under one feature of one
+        part (`cover` keeps the best part's only) fail on another part, and
+        these few set look-ups cost far less than the test. None: nothing
+        else to check."""
+        filed_set = set(filed)
+        gate: dict[frozenset, None] = {}
+        for part in _required(child, self._covers):
+            features = frozenset(part)
+            # The verdicts table costs a model's score per look-up; and a
+            # part holding every feature the child is filed under is known
+            # to be there. (Leaving a part out only makes the gate weaker.)
+            if filed_set <= features or any(table == verdicts.TABLE for table, _ in features):
+                continue
+            gate[features] = None
+        if not gate:
+            return None
+        # A part implied by a narrower one is dropped; the rarest is
+        # looked up first, since it is likeliest to rule the child out.
+        parts = [p for p in gate if not any(q < p for q in gate)]
+        parts.sort(key=lambda p: -cover_score(list(p)))
+        self._learn(_by_table(frozenset().union(*parts)))
+        return tuple(tuple(_by_table(part).items()) for part in parts)
+
     def negation(self, node: Not) -> Test:
         inner = self.compile(node.child)
         return lambda d: not inner(d)
 
     def near(self, node: Near) -> Test:
-        matches = near_matches(node)
-        return lambda d: next(matches(d), None) is not None
+        # `near_matches` without the sets of spans that meet: the first
+        # pair in range decides.
+        names = [n for n in node.left.fields if n in node.right.fields]
+        left, right, distance = node.left, node.right, node.distance
+        quick = [k for k in (simple_key(left), simple_key(right)) if k is not None]
+
+        def near(d: Document) -> bool:
+            for table, length, key in quick:
+                if not has(d, table, length, BOTH, key):
+                    return False
+            for name in names:
+                field = d.fields[name]
+                a = fast_spans(left, field)
+                if a and _meet(a, fast_spans(right, field), distance):
+                    return True
+            return False
+
+        return near
 
     def meta(self, node: Meta) -> Test:
         value = node.value
@@ -149,6 +212,47 @@ class PredicateCompiler(ClosureCompiler[Test]):
         if node.field == "source":
             return lambda d: d.source == value
         return lambda d: d.lang == value
+
+
+def _required(node: Node, covers: dict) -> list[list[Feature]]:
+    """Covers (`clauses.cover`) that any match of `node` hits each of."""
+    cls = node.__class__
+    if cls is And:
+        return [part for child in node.children for part in _required(child, covers)]
+    if cls is Near:
+        return _required(node.left, covers) + _required(node.right, covers)
+    found = cover(node, covers)
+    return [] if found is None else [found]
+
+
+def _by_table(features: frozenset) -> dict[str, frozenset]:
+    grouped: dict[str, set] = {}
+    for table, key in features:
+        grouped.setdefault(table, set()).add(key)
+    return {table: frozenset(keys) for table, keys in grouped.items()}
+
+
+def _passes(gate: Gate, found: "_Found") -> bool:
+    for part in gate:
+        for table, keys in part:
+            hits = found[table]
+            if hits and not keys.isdisjoint(hits):
+                break
+        else:
+            return False
+    return True
+
+
+def _meet(left: list[Span], right: list[Span], distance: int) -> bool:
+    """Whether `evaluate.near_spans` would find a pair (it keeps every one)."""
+    for a0, a1 in left:
+        for b0, b1 in right:
+            if a1 < b0:
+                if b0 - a1 <= distance:
+                    return True
+            elif b1 < a0 and a0 - b1 <= distance:
+                return True
+    return False
 
 
 def _both_stem(node: Node) -> str | None:
@@ -184,28 +288,47 @@ class _Found(dict):
     """{table: the vocabulary's keys that one article has}, each table
     worked out on first use."""
 
-    __slots__ = ("doc", "vocab", "version")
+    __slots__ = ("doc", "vocab", "sorted_prefixes", "version")
 
-    def __init__(self, doc: Document, vocab: dict[str, set], version: object):
+    def __init__(self, doc: Document, vocab: dict[str, set], sorted_prefixes: dict[str, list[str]], version: object):
         super().__init__()
         self.doc = doc
         self.vocab = vocab
+        self.sorted_prefixes = sorted_prefixes
         self.version = version
 
     def __missing__(self, table: str) -> set:
         vocab = self.vocab[table]
-        if table in _SHORT_PREFIX_TABLES and len(vocab) <= _FEW_PREFIXES:
-            # A few 1-3 letter prefixes: a binary search each in the sorted
-            # words (shared with the long prefixes) beats building the
-            # article's set of such prefixes.
-            words = self.doc.sorted_words
-            found = {k for k in vocab if starts_any(words, k)}
+        if table in _SHORT_PREFIX_TABLES:
+            found = _short_prefixes(self.doc, int(table[1:]), self.sorted_prefixes[table])
         elif table == verdicts.TABLE:  # each verdict worked out when asked (index._keys_in)
             found = set(verdicts.holding(self.doc, vocab))
         else:
             found = self.doc.table(table) & vocab
         self[table] = found
         return found
+
+
+def _short_prefixes(doc: Document, length: int, prefixes: list[str]) -> set[str]:
+    """Those of `prefixes` (1-3 letters, sorted) that start a word of `doc`.
+    Only the prefixes from the first word's first letter to the last word
+    (in sorted order) can, which rules out most at once (an English text has
+    no word between the Cyrillic ones); a few are a binary search each in
+    the sorted words (shared with the long prefixes), more are cheaper as
+    one intersection with the article's set of such prefixes."""
+    words = doc.sorted_words
+    if not words:
+        return set()
+    candidates = prefixes[bisect_left(prefixes, words[0][:1]) : bisect_right(prefixes, words[-1])]
+    if len(candidates) <= _FEW_PREFIXES:
+        found = set()
+        end = len(words)
+        for k in candidates:  # `starts_any` inlined: this runs for most articles
+            i = bisect_left(words, k)
+            if i < end and words[i].startswith(k):
+                found.add(k)
+        return found
+    return doc.prefix_set(length).intersection(candidates)
 
 
 _SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
