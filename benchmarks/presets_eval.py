@@ -32,10 +32,9 @@ LABELED_DIR = ROOT / "tests" / "data" / "labeled"
 # presets, from the topic definitions alone (blind/*.jsonl, one file a
 # language). blind-tune may be tuned on; the frozen ones are only measured,
 # when named, and their errors are never listed.
-# check and check2 were each measured once, then opened for tuning (round 4);
-# check3 and check4 each measured round 4 once and were then opened (for
-# the model's thresholds, not for preset tuning); check5 is frozen (it
-# measured the model once); check6 is frozen for keyword round 5.
+# Each check set is frozen until it has measured one round once, then opened
+# for the next round's tuning (tests/data/labeled/blind/README.md tells which
+# round); FROZEN lists the ones still frozen.
 SPLITS = ("tune", "holdout", "challenge", "blind-tune", "blind-holdout", "blind-check", "blind-tune2",
           "blind-check2", "blind-check3", "blind-check4", "blind-check5", "blind-check6",
           "blind-check7", "blind-check8", "blind-check9", "blind-check10",
