@@ -12,7 +12,8 @@ agree with `evaluate`).
   key up in a table (`simple_key`, `has`, `word_positions`), not by scanning
   words; an OR's plain leaves are grouped by table (`plain_groups`) so that a
   group costs one set intersection (`key_set`, `present`).
-- NEAR looks both sides up before it computes any span (`near_matches`).
+- NEAR looks both sides up before it computes any span (`near_matches`, and
+  `near_holds` for a yes/no answer).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
 from services.rules.clauses import PREFIX_KEY
 from services.rules.document import Document
-from services.rules.evaluate import Span, near_spans
+from services.rules.evaluate import Span, near_spans, spans_meet
 from services.rules.nodes import BOTH, And, Leaf, Meta, Near, Node, Not, Or, Phrase, Prefix, PresetRef, Term
 from services.rules.text import FieldText, starts_any
 
@@ -204,10 +205,7 @@ def near_matches(node: Near) -> Callable[[Document], Iterator[NearMatch]]:
     """A function giving, for each field that both sides of `node` read and
     where they meet, (field name, field, occurrences of the left side with a
     partner in range, the same of the right side)."""
-    names = [n for n in node.left.fields if n in node.right.fields]
-    left, right, distance = node.left, node.right, node.distance
-    # Cheap look-ups first: most documents lack one side altogether.
-    quick = [k for k in (simple_key(left), simple_key(right)) if k is not None]
+    left, right, distance, names, quick = _near_parts(node)
 
     def matches(d: Document) -> Iterator[NearMatch]:
         for table, length, key in quick:
@@ -222,3 +220,31 @@ def near_matches(node: Near) -> Callable[[Document], Iterator[NearMatch]]:
                     yield name, field, keep_a, keep_b
 
     return matches
+
+
+def near_holds(node: Near) -> Callable[[Document], bool]:
+    """Whether `near_matches` would give anything: the first pair in range
+    decides, without the sets of spans that meet."""
+    left, right, distance, names, quick = _near_parts(node)
+
+    def holds(d: Document) -> bool:
+        for table, length, key in quick:
+            if not has(d, table, length, BOTH, key):
+                return False
+        for name in names:
+            field = d.fields[name]
+            a = fast_spans(left, field)
+            if a and spans_meet(a, fast_spans(right, field), distance):
+                return True
+        return False
+
+    return holds
+
+
+def _near_parts(node: Near) -> tuple[Node, Node, int, list[str], list[SimpleKey]]:
+    """(left, right, distance, the fields both sides read, the sides' plain
+    look-ups). The look-ups run first: most documents lack one side
+    altogether."""
+    names = [n for n in node.left.fields if n in node.right.fields]
+    quick = [k for k in (simple_key(node.left), simple_key(node.right)) if k is not None]
+    return node.left, node.right, node.distance, names, quick

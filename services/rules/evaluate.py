@@ -139,6 +139,19 @@ def near_spans(left: list[Span], right: list[Span], distance: int) -> tuple[set[
     return keep_left, keep_right
 
 
+def spans_meet(left: list[Span], right: list[Span], distance: int) -> bool:
+    """Whether `near_spans` would keep any pair: the same gap rule, stopping
+    at the first pair in range (a yes/no test needs no more)."""
+    for a0, a1 in left:
+        for b0, b1 in right:
+            if a1 < b0:
+                if b0 - a1 <= distance:
+                    return True
+            elif b1 < a0 and a0 - b1 <= distance:
+                return True
+    return False
+
+
 def to_hits(term: str, name: str, field: FieldText, spans) -> list[Hit]:
     return [Hit(term, name, field.spans[i][0], field.spans[j][1]) for i, j in spans]
 

@@ -22,9 +22,8 @@ from typing import Callable, Iterable
 
 from services.rules import verdicts
 from services.rules.clauses import PREFIX_KEY, Feature, cover, cover_score, feature
-from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, simple_key
+from services.rules.closures import ClosureCompiler, fast_spans, has, lookup_table, near_holds, simple_key
 from services.rules.document import Document
-from services.rules.evaluate import Span
 from services.rules.nodes import BOTH, And, Leaf, Meta, Near, Node, Not, Or, Term
 from services.rules.text import starts_any
 
@@ -186,24 +185,7 @@ class PredicateCompiler(ClosureCompiler[Test]):
         return lambda d: not inner(d)
 
     def near(self, node: Near) -> Test:
-        # `near_matches` without the sets of spans that meet: the first
-        # pair in range decides.
-        names = [n for n in node.left.fields if n in node.right.fields]
-        left, right, distance = node.left, node.right, node.distance
-        quick = [k for k in (simple_key(left), simple_key(right)) if k is not None]
-
-        def near(d: Document) -> bool:
-            for table, length, key in quick:
-                if not has(d, table, length, BOTH, key):
-                    return False
-            for name in names:
-                field = d.fields[name]
-                a = fast_spans(left, field)
-                if a and _meet(a, fast_spans(right, field), distance):
-                    return True
-            return False
-
-        return near
+        return near_holds(node)
 
     def meta(self, node: Meta) -> Test:
         value = node.value
@@ -241,18 +223,6 @@ def _passes(gate: Gate, found: "_Found") -> bool:
         else:
             return False
     return True
-
-
-def _meet(left: list[Span], right: list[Span], distance: int) -> bool:
-    """Whether `evaluate.near_spans` would find a pair (it keeps every one)."""
-    for a0, a1 in left:
-        for b0, b1 in right:
-            if a1 < b0:
-                if b0 - a1 <= distance:
-                    return True
-            elif b1 < a0 and a0 - b1 <= distance:
-                return True
-    return False
 
 
 def _both_stem(node: Node) -> str | None:
