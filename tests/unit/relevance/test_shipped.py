@@ -69,3 +69,33 @@ def test_threshold_choice_prefers_the_rule_alone_on_ties():
     scores["topic:fx"]["b"] = 0.01
     t = R.choose_thresholds(items, rules, scores)
     assert t.low == 0.02 and t.high == 1.0
+
+
+def test_keep_thresholds_goes_with_write_alone(capsys):
+    R = _bench()
+    for argv in (["--keep-thresholds"], ["--write", "--keep-thresholds", "--calibrate-on", "check3"]):
+        with pytest.raises(SystemExit) as exit_:
+            R.main(argv)
+        assert exit_.value.code == 2
+        assert "--keep-thresholds goes with --write alone" in capsys.readouterr().err
+
+
+def test_write_models_stores_the_given_thresholds(tmp_path):
+    # What `--write --keep-thresholds` does after reading the old files'
+    # thresholds: each topic trained on the items, its thresholds written in.
+    R = _bench()
+    from services.relevance.combine import Thresholds
+    items = [{"id": f"i{n}", "title": title, "summary": "", "lang": "en", "labels": labels}
+             for n, (title, labels) in enumerate(
+                 [("Tenge weakens against the dollar", ["topic:fx"]), ("Som slides to a record low", ["topic:fx"]),
+                  ("Duty on steel imports raised", ["topic:tariffs"]), ("Export ban on wheat", ["topic:tariffs"]),
+                  ("CPC halts loadings after storm", ["topic:pipeline-disruption"]),
+                  ("Pipeline leak stops pumping", ["topic:pipeline-disruption"]),
+                  ("US lists three Kazakh firms", ["topic:sanctions"]), ("EU freezes assets of traders", ["topic:sanctions"]),
+                  ("Wheat harvest ends early", []), ("Football club wins the cup", [])] * 2)]
+    wanted = {t: Thresholds(0.05 * (n + 1), 1.0) for n, t in enumerate(R.TOPICS)}
+    R.write_models(items, R.TrainConfig(iterations=20), wanted, tmp_path)
+    for topic in R.TOPICS:
+        model = load_model(topic, tmp_path)
+        assert model is not None and model.topic == topic
+        assert model.thresholds == wanted[topic]
