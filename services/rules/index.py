@@ -47,7 +47,7 @@ from services.rules.parser import parse
 from services.rules import verdicts
 from services.rules.presets import BUNDLED
 from services.rules.postings import EMPTY, ID, Column, Postings
-from services.rules.predicate import PredicateCompiler, Test
+from services.rules.predicate import FEW_PREFIXES, SHORT_PREFIX_TABLES, PredicateCompiler, Test
 from services.rules.terms import TermsTable
 from services.rules.text import starts_any
 
@@ -595,13 +595,9 @@ class Matches(Mapping):
         return f"Matches({list(self)!r})"
 
 
-_SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
-_FEW_PREFIXES = 16
-
-
 def _keys_in(doc: Document, table: str, keys: set) -> Iterable[Hashable]:
     """Those of `keys` (one table's of the index) that `doc` has."""
-    if len(keys) <= _FEW_PREFIXES and table in _SHORT_PREFIX_TABLES:
+    if len(keys) <= FEW_PREFIXES and table in SHORT_PREFIX_TABLES:
         # A few short prefixes (one rule with `oil*` would otherwise make
         # every article build its set of 3-letter prefixes): a binary
         # search each in the article's sorted words.

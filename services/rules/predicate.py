@@ -60,7 +60,7 @@ class PredicateCompiler(ClosureCompiler[Test]):
             if not known.issuperset(keys):
                 known.update(keys)
                 self._version = object()
-                if table in _SHORT_PREFIX_TABLES:
+                if table in SHORT_PREFIX_TABLES:
                     self._sorted_prefixes[table] = sorted(known)
 
     def leaf(self, leaf: Leaf) -> Test:
@@ -269,7 +269,7 @@ class _Found(dict):
 
     def __missing__(self, table: str) -> set:
         vocab = self.vocab[table]
-        if table in _SHORT_PREFIX_TABLES:
+        if table in SHORT_PREFIX_TABLES:
             found = _short_prefixes(self.doc, int(table[1:]), self.sorted_prefixes[table])
         elif table == verdicts.TABLE:  # each verdict worked out when asked (index._keys_in)
             found = set(verdicts.holding(self.doc, vocab))
@@ -290,7 +290,7 @@ def _short_prefixes(doc: Document, length: int, prefixes: list[str]) -> set[str]
     if not words:
         return set()
     candidates = prefixes[bisect_left(prefixes, words[0][:1]) : bisect_right(prefixes, words[-1])]
-    if len(candidates) <= _FEW_PREFIXES:
+    if len(candidates) <= FEW_PREFIXES:
         found = set()
         end = len(words)
         for k in candidates:  # `starts_any` inlined: this runs for most articles
@@ -301,5 +301,8 @@ def _short_prefixes(doc: Document, length: int, prefixes: list[str]) -> set[str]
     return doc.prefix_set(length).intersection(candidates)
 
 
-_SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
-_FEW_PREFIXES = 16
+# The 1-3 letter prefix tables, and how many of their keys are still cheaper
+# as a binary search each in an article's sorted words than as one set of the
+# article's short prefixes (the Matcher's index reads these too).
+SHORT_PREFIX_TABLES = frozenset({"p1", "p2", "p3"})
+FEW_PREFIXES = 16
