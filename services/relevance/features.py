@@ -24,14 +24,20 @@ import hashlib
 import math
 import re
 import unicodedata
+from array import array
 from functools import lru_cache
-from typing import Any, Iterable
+from itertools import islice
+from typing import Any, Callable, Iterable
 
 from services.rules.text import APOSTROPHES
 
 HASH_BITS = 20
 DIM = 1 << HASH_BITS
 NGRAM_RANGE = (3, 5)
+# Slots packed as C ints in bytes (`array(SLOT_CODE)`, numpy's intc), so
+# that an article's slots are one b"".join of cached parts, and one
+# np.frombuffer away from an array (scorer.py). A slot < 2**20 fits any C int.
+SLOT_CODE = "i"
 
 # The apostrophe forms are the tokeniser's (' ‘ ’ ` ʻ ʼ and the prime ′).
 _OTHER_APOSTROPHES = APOSTROPHES.replace("'", "")
@@ -75,25 +81,26 @@ def _fields(article: Any) -> tuple[str, str]:
 
 def feature_names(article: Any) -> list[str]:
     """The distinct feature names of an article, sorted (deterministic)."""
-    return sorted(_gather(*_fields(article), _word_names, _pair_name))
+    ws, pairs = _gather(*_fields(article))
+    return sorted(set().union(*map(_word_names, ws), map(_pair_name, pairs)))
 
 
-def _gather(title: str, summary: str, of_word, of_pair) -> set:
-    """An article's features in one form: each word's (`of_word`) and each
-    adjacent pair's within a field (`of_pair`). The names (`feature_names`) and
-    the hashed slots scoring reads (`_vector_ids`) are both made here, so
-    the two cannot disagree on what a feature is."""
-    found: set = set()
+def _gather(title: str, summary: str) -> tuple[list[str], list[str]]:
+    """What an article's features are made of: its words, and each pair of
+    adjacent words within a field, as "FIRST SECOND". The names
+    (`feature_names`) and the hashed slots scoring reads (`slot_bytes`) are
+    both made from these, so the two cannot disagree on what a feature is."""
+    ws: list[str] = []
+    pairs: list[str] = []
     for text in (title, summary):
-        ws = words(text)
-        for w in ws:
-            found.update(of_word(w))
-        found.update(map(of_pair, ws, ws[1:]))
-    return found
+        field = words(text)
+        ws += field
+        pairs += map(" ".join, zip(field, field[1:]))
+    return ws, pairs
 
 
-def _pair_name(first: str, second: str) -> str:
-    return f"b:{first} {second}"
+def _pair_name(pair: str) -> str:
+    return "b:" + pair
 
 
 def _names_of_word(word: str) -> list[str]:
@@ -107,8 +114,26 @@ def _word_names(word: str) -> frozenset[str]:
 
 
 def _hash(name: str) -> int:
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & (DIM - 1)
+    return _hashes((name,))[0]
+
+
+# BLAKE2b with 8-byte digests, fed nothing yet: each hash starts from a
+# copy, ~30% cheaper than making the object anew. Fed more it stays the same
+# hash of the concatenation, so a prefix common to many names can be fed once
+# (_PAIR_START: "b:").
+_START = hashlib.blake2b(digest_size=8)
+
+
+def _hashes(names: Iterable[str], start=_START) -> list[int]:
+    """The slot of each name: its UTF-8 bytes hashed with BLAKE2b (8-byte
+    digest, after whatever `start` was fed), the digest read big-endian,
+    its low HASH_BITS bits."""
+    out = []
+    for name in names:
+        h = start.copy()
+        h.update(name.encode("utf-8"))
+        out.append(int.from_bytes(h.digest(), "big") & (DIM - 1))
+    return out
 
 
 @lru_cache(maxsize=1 << 16)
@@ -128,31 +153,89 @@ def vectorise(article: Any) -> dict[int, float]:
 
 def vector_ids(article: Any) -> frozenset[int]:
     """The slots of the article's features, each worth 1/sqrt(len): what
-    scoring reads (a model adds up its weights of these, then scales)."""
+    training and explanations read (scoring reads the same slots as an
+    array, services/relevance/scorer.py)."""
     return _vector_ids(*_fields(article))
 
 
 @lru_cache(maxsize=256)
 def _vector_ids(title: str, summary: str) -> frozenset[int]:
-    # Made from ids cached per word and per word pair: news repeats its
-    # words, and hashing ~500 names an article was most of a score. Kept for
-    # the last few articles only (~20 KB each): the models scoring one
-    # article, and its explanation, share it.
-    return frozenset(_gather(title, summary, _word_ids, _pair_id))
+    # Kept for the last few articles only (~20 KB each).
+    return frozenset(memoryview(slot_bytes(title, summary)).cast(SLOT_CODE))
 
 
-# What scoring reads: ids cached per word (~2.3 KB each) and per word pair,
-# hashed without going through feature_id's cache of names. Bounded, since
-# a poll worker scores for weeks: 32k words, at most ~75 MB a process; a
-# word pushed out costs ~15 us to hash again.
-@lru_cache(maxsize=1 << 15)
-def _word_ids(word: str) -> frozenset[int]:
-    return frozenset(map(_hash, _names_of_word(word)))
+def slot_bytes(title: str, summary: str) -> bytes:
+    """The slots of the article's features, packed (`SLOT_CODE`), in no
+    particular order and with repeats (a word's slots once per occurrence of
+    the word, and two features may share a slot): the distinct ones are
+    `vector_ids`. Made from slots cached per word (news repeats its words,
+    and hashing ~500 names an article was most of a score) and the hashes of
+    the word pairs (see `_word_slots` for why those are not cached)."""
+    ws, pairs = _gather(title, summary)
+    return b"".join(_word_slots.lookup(ws)) + array(SLOT_CODE, _hash_pairs(pairs)).tobytes()
 
 
-@lru_cache(maxsize=1 << 16)
-def _pair_id(first: str, second: str) -> int:
-    return _hash(_pair_name(first, second))
+class _Recent:
+    """A bounded cache of `compute(keys) -> values`, asked a list of keys at
+    a time (what an article needs): the keys not held are computed together.
+
+    Not lru_cache: there a hit moves the entry to the front of a list, a
+    write into memory that the CPU caches no longer hold once a worker has
+    seen 100k words (it made a look-up ~2x dearer); here a hit only reads a
+    dict, in C (`map`). So hits are not recorded, and when `2 * size` keys
+    are held the older half (by insertion) is forgotten: a key in use since
+    is computed again when next asked, once."""
+
+    def __init__(self, compute: Callable[[list], list], size: int):
+        self.compute = compute
+        self.size = size
+        self.held: dict = {}
+
+    def lookup(self, keys: list) -> list:
+        try:
+            return list(map(self.held.__getitem__, keys))
+        except KeyError:
+            return self._fill(keys)
+
+    def _fill(self, keys: list) -> list:
+        held = self.held
+        unknown = list(set(keys).difference(held))
+        held.update(zip(unknown, self.compute(unknown)))
+        if len(held) > 2 * self.size:
+            self.held = dict(islice(held.items(), len(held) - self.size, None))
+        return list(map(held.__getitem__, keys))
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def cache_clear(self) -> None:
+        self.held = {}
+
+
+def _pack_words(ws: list[str]) -> list[bytes]:
+    """Each word's distinct slots, packed."""
+    return [array(SLOT_CODE, sorted(set(_hashes(_names_of_word(w))))).tobytes() for w in ws]
+
+
+_PAIR_START = _START.copy()
+_PAIR_START.update(_pair_name("").encode("utf-8"))
+
+
+def _hash_pairs(pairs: list[str]) -> list[int]:
+    """`_hash` of each pair's name (`_pair_name`)."""
+    return _hashes(pairs, _PAIR_START)
+
+
+# Bounded, since a poll worker scores for weeks. With its key and the dict's
+# own, a word takes ~240 bytes: at most 128k words, ~30 MB a process. A word
+# pushed out costs ~6 us to hash again, once.
+#
+# Word pairs are hashed anew every time (~0.4 us each). A cache of them
+# cost more than it saved: in a stream of news only about half of an
+# article's pairs had been seen lately, and in a cache of ~100k pairs, which
+# the CPU caches do not hold, a hit cost ~0.25 us and a miss ~0.4 us of
+# upkeep on top of its hash.
+_word_slots = _Recent(_pack_words, 1 << 16)
 
 
 def reverse_map(articles: Iterable[Any]) -> dict[int, list[str]]:

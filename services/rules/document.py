@@ -56,14 +56,17 @@ class Document:
         return cls(get("title") or "", get("summary") or "", get("source") or "", get("lang"))
 
     def verdict(self, name: str, model: Any) -> float:
-        """The relevance model `name`'s score of this article, worked out
-        once (see services/rules/verdicts.py)."""
+        """The relevance model `name`'s score of this article. The first
+        verdict asked works out the scores of every model loaded by
+        `verdicts.load` at once (for about the cost of one) and keeps them,
+        so the others are look-ups; `model` is scored alone only when it is
+        not among them (loaded since)."""
         scores = self._verdicts
         if scores is None:
-            scores = self._verdicts = {}
+            scores = self._verdicts = verdicts.scores(self)
         score = scores.get(name)
         if score is None:
-            score = scores[name] = model.score({"title": self.title, "summary": self.summary})
+            score = scores[name] = model.score((self.title, self.summary))
         return score
 
     # Feature sets for the index, built on first use (each grown in place
@@ -135,7 +138,8 @@ class Document:
             return {"source=" + self.source, "lang=" + self.lang}
         if name == verdicts.TABLE:
             # Never built whole: which verdicts hold depends on which are
-            # asked about (verdicts.holding), and each costs a model's score.
+            # asked about (verdicts.holding), and the first costs the
+            # models' scores.
             raise ValueError("the verdicts table is looked up with verdicts.holding")
         if name[0] == "p":
             return self.prefix_set(int(name[1:]))

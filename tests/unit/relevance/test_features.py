@@ -43,8 +43,9 @@ def test_vector_is_unit_length_and_sorted():
 
 
 def test_vector_ids_are_the_hashed_feature_names():
-    # vector_ids builds from ids cached per word and word pair; feature_names
-    # (what explanations read) must name exactly those slots.
+    # vector_ids builds from slots cached per word plus the pairs' hashes
+    # (slot_bytes); feature_names (what explanations read) must name exactly
+    # those slots.
     for article in (ARTICLE, {"title": "Тенге ослаб", "summary": "Нацбанк продал доллары. Курс тенге упал."},
                     {"title": "Пошлина", "summary": ""}, {"title": "", "summary": "a b a b"}):
         assert F.vector_ids(article) == {F.feature_id(n) for n in F.feature_names(article)}
