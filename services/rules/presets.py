@@ -9,6 +9,11 @@ presets directory:
     exclude: '...'           # optional
     model: NAME              # optional, topics only: a relevance model
 
+A clause several presets need (the five Central Asian states, in every
+language) is written once, in `shared.yaml` beside the folders, as
+`NAME: query text`; a preset's query or exclude names it as `{{NAME}}`, which
+reads as `(query text)`. An unknown name is an error naming the file.
+
 The effective rule is `(query) AND NOT (exclude)`. With `model: fx` the
 model in services/relevance/models/fx.json checks it: it vetoes a match it
 scores below its low threshold and confirms an article the keywords missed
@@ -36,6 +41,8 @@ from services.rules.parser import parse
 
 DEFAULT_DIR = Path(__file__).parent / "presets"
 FOLDERS = {"topics": "topic", "countries": "country"}
+SHARED_FILE = "shared.yaml"   # {NAME: query text}, named in presets as {{NAME}}
+_SHARED_REF = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
 _KEYS = {"name", "description", "query", "exclude", "model"}
 MAX_PRESET_BYTES = 1024 * 1024  # ours are ~2 KiB
 _TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -132,10 +139,11 @@ def load_presets(directory: str | Path = DEFAULT_DIR, models: bool = True, model
     means no presets of that kind). `models=False` leaves out the
     relevance models that presets name: the keyword rules alone."""
     directory = Path(directory)
+    shared = _read_shared(directory / SHARED_FILE)
     found: dict[tuple[str, str], Preset] = {}
     for folder, kind in FOLDERS.items():
         for path in sorted((directory / folder).glob("*.yaml")):
-            preset = _read(path, kind)
+            preset = _read(path, kind, shared)
             key = (kind, preset.name)
             if key in found:
                 raise PresetError(f"{path}: {preset.ref} is also defined in {found[key].path}")
@@ -169,14 +177,46 @@ class LazyPresets:
 BUNDLED = LazyPresets()  # what `topic:`/`country:` name unless told otherwise
 
 
-def _read(path: Path, kind: str) -> Preset:
+def _load_yaml(path: Path) -> tuple[str, object]:
     # `tulpar classify --presets DIR` reads presets a user wrote: the same
     # guarded loader as configs (size, alias and depth limits).
     try:
         text = yamlfile.read_text(path, MAX_PRESET_BYTES)
-        data = yamlfile.load(text, str(path))
+        return text, yamlfile.load(text, str(path))
     except yamlfile.YamlError as err:
         raise PresetError(str(err)) from None
+
+
+def _read_shared(path: Path) -> dict[str, str]:
+    """The shared clauses, {NAME: query text}; none without the file."""
+    if not path.is_file():
+        return {}
+    _, data = _load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a mapping of clause names to query text")
+    for name, query in data.items():
+        if not isinstance(name, str) or not _TOPIC_NAME.match(name):
+            raise PresetError(f"{path}: clause name {name!r} must be lower-case letters, digits and '-'")
+        if not isinstance(query, str) or not query.strip():
+            raise PresetError(f"{path}: '{name}' must be a non-empty string of query text")
+    return data
+
+
+def _expand(path: Path, key: str, query: str, shared: dict[str, str]) -> str:
+    """`query` with each {{NAME}} replaced by (the shared clause NAME)."""
+    def clause(found: re.Match) -> str:
+        name = found.group(1)
+        if name not in shared:
+            known = ", ".join(sorted(shared)) or f"none: no {SHARED_FILE} beside the folders"
+            raise PresetError(f"{path}: {key}: unknown shared clause {{{{{name}}}}} (known: {known})")
+        return f"({shared[name]})"
+    return _SHARED_REF.sub(clause, query)
+
+
+def _read(path: Path, kind: str, shared: dict[str, str] | None = None) -> Preset:
+    text, data = _load_yaml(path)
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping with name, description, query")
     unknown = set(data) - _KEYS
@@ -197,6 +237,8 @@ def _read(path: Path, kind: str) -> Preset:
     elif not _TOPIC_NAME.match(name):
         raise PresetError(f"{path}: topic name must be lower-case letters, digits and '-'")
     exclude = data.get("exclude")
+    if exclude:
+        exclude = _expand(path, "exclude", exclude, shared or {})
     model = (data.get("model") or "").strip() or None
     if model is not None and (kind != "topic" or not _TOPIC_NAME.match(model)):
         raise PresetError(f"{path}: 'model' is for topics only and must be a model name like 'fx'")
@@ -204,7 +246,7 @@ def _read(path: Path, kind: str) -> Preset:
         kind=kind,
         name=name,
         description=(data.get("description") or "").strip(),
-        query=data["query"],
+        query=_expand(path, "query", data["query"], shared or {}),
         exclude=exclude if exclude and exclude.strip() else None,
         path=path,
         text=text,

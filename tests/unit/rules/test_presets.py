@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.rules import PresetError, load_presets, parse
+from services.rules import Document, PresetError, evaluate, load_presets, parse
 from services.rules.presets import DEFAULT_DIR
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "presets"
@@ -59,6 +59,16 @@ def write(root: Path, relative: str, text: str) -> None:
         ({"topics/a.yaml": "name: a\nquery: topic:b", "topics/b.yaml": "name: b\nquery: topic:a"}, "refers to itself"),
         ({"topics/a.yaml": "name: a\nquery: topic:nope"}, "topics/a.yaml: query: unknown topic 'nope'"),
         ({"topics/a.yaml": "name: x\nquery: a", "topics/b.yaml": "name: x\nquery: b"}, "topic:x is also defined in"),
+        ({"topics/a.yaml": "name: a\nquery: x OR {{five}}"},
+         "topics/a.yaml: query: unknown shared clause {{five}} (known: none: no shared.yaml beside the folders)"),
+        ({"shared.yaml": "five: a", "topics/a.yaml": "name: a\nquery: x\nexclude: '{{six}}'"},
+         "topics/a.yaml: exclude: unknown shared clause {{six}} (known: five)"),
+        ({"shared.yaml": "- a list", "topics/a.yaml": "name: a\nquery: x"},
+         "shared.yaml: expected a mapping of clause names to query text"),
+        ({"shared.yaml": "Five States: a"}, "shared.yaml: clause name 'Five States' must be lower-case"),
+        ({"shared.yaml": "five: [a]"}, "shared.yaml: 'five' must be a non-empty string of query text"),
+        ({"shared.yaml": "five: 'a OR'", "topics/a.yaml": "name: a\nquery: '{{five}}'"},
+         "topics/a.yaml: query: OR without a term after it"),
     ],
 )
 def test_bad_presets_fail_at_load_naming_the_file(tmp_path, files, message):
@@ -67,6 +77,24 @@ def test_bad_presets_fail_at_load_naming_the_file(tmp_path, files, message):
     with pytest.raises(PresetError) as caught:
         load_presets(tmp_path)
     assert message in str(caught.value)
+
+
+def test_a_shared_clause_reads_as_its_text_in_parentheses(tmp_path):
+    write(tmp_path, "shared.yaml", "five: >-\n  (five NEAR/3 states)\n  OR \"central asia\"\nhist: book OR review\n")
+    write(tmp_path, "countries/kz.yaml", "name: KZ\nquery: kazakh* OR {{five}}\nexclude: '{{ hist }} AND old'\n")
+    presets = load_presets(tmp_path)
+    kz = presets.get("country", "KZ")
+    assert kz.query == 'kazakh* OR ((five NEAR/3 states) OR "central asia")'
+    assert kz.exclude == "(book OR review) AND old"
+    assert "{{five}}" in kz.text  # the file as written, for `tulpar rules show`
+    assert presets.resolve("country", "KZ") == parse(kz.effective_query)
+    assert evaluate(presets.resolve("country", "KZ"), Document("The five Central Asian states meet", "", "", "en"))
+
+
+def test_the_bundled_countries_share_the_five_states_clause():
+    texts = {p.name: p.text for p in load_presets(DEFAULT_DIR) if p.kind == "country"}
+    assert sorted(texts) == ["KG", "KZ", "TJ", "TM", "UZ"]
+    assert all("{{central-asia-five}}" in text for text in texts.values())
 
 
 def test_country_names_are_upper_cased_and_missing_folders_are_empty(tmp_path):
