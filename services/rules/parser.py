@@ -165,17 +165,19 @@ class _Parser:
             return left
         tok = self.tokens[self.pos]
         self.pos += 1
-        if left.__class__ not in _NEAR_SIDES:
-            raise RuleError("NEAR joins a term, prefix or phrase on each side", self.tokens[left_at][2])
+        lefts = near_sides(left)
+        if lefts is None:
+            raise RuleError(NEAR_SIDES_ERROR, self.tokens[left_at][2])
         right_at = self.pos
         if kinds[right_at] not in _NEAR_RIGHT:
             raise RuleError("NEAR without a term after it", tok[2])
         right = self.primary()
-        if right.__class__ not in _NEAR_SIDES:
-            raise RuleError("NEAR joins a term, prefix or phrase on each side", self.tokens[right_at][2])
+        rights = near_sides(right)
+        if rights is None:
+            raise RuleError(NEAR_SIDES_ERROR, self.tokens[right_at][2])
         if kinds[self.pos] == "NEAR":
             raise RuleError("NEAR cannot be chained; join pairs with AND", self.tokens[self.pos][2])
-        return Near(left, right, tok[3])
+        return near_pairs(lefts, rights, tok[3], tok[2])
 
     def primary(self) -> Node:
         kind = self.kinds[self.pos]
@@ -276,6 +278,36 @@ def _leaf(kind: str, text: str, fields: tuple[str, ...], column: int) -> Node:
 
 
 _NEAR_SIDES = frozenset({Term, Phrase, Prefix})
+NEAR_SIDES_ERROR = "NEAR joins a term, prefix or phrase, or an OR of those, on each side"
+MAX_NEAR_PAIRS = 64
+
+
+def near_sides(node: Node) -> tuple[Node, ...] | None:
+    """The leaves a NEAR side stands for: the term, prefix or phrase itself,
+    or every one of an OR of them (nested ORs too); None for anything else."""
+    if node.__class__ in _NEAR_SIDES:
+        return (node,)
+    if node.__class__ is Or:
+        found: list[Node] = []
+        for child in node.children:
+            sides = near_sides(child)
+            if sides is None:
+                return None
+            found += sides
+        return tuple(found)
+    return None
+
+
+def near_pairs(lefts: tuple[Node, ...], rights: tuple[Node, ...], distance: int, column: int) -> Node:
+    """`(a OR b) NEAR/n (c OR d)` means some pair is near: the OR of
+    `a NEAR/n c`, `a NEAR/n d`, ... (a Near node joins two leaves, which
+    every evaluator and the index's checks rely on). Bounded, since the
+    pairs multiply."""
+    if len(lefts) * len(rights) > MAX_NEAR_PAIRS:
+        raise RuleError(f"NEAR over OR groups makes {len(lefts) * len(rights)} pairs, at most {MAX_NEAR_PAIRS}: "
+                        "split the rule with OR", column)
+    pairs = tuple(Near(a, b, distance) for a in lefts for b in rights)
+    return pairs[0] if len(pairs) == 1 else Or(pairs)
 _NEAR_RIGHT = frozenset({"FIELD", "TERM", "PHRASE", "PREFIX", "LP", "VALUE"})
 _FIELD_TARGETS = frozenset({"LP", "TERM", "PHRASE", "PREFIX"})
 

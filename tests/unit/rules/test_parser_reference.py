@@ -1,7 +1,9 @@
 """The parser and lexer as they were before issue 11 made them faster (the
 contract): services/rules/parser.py must give the same tree, or the same
 error at the same column, for any query. This file is that old code,
-unchanged but for its name, and the tests that compare the two."""
+unchanged but for its name and one later change to the language (a NEAR side
+may be an OR of terms, prefixes or phrases: round 12), and the tests that
+compare the two."""
 from __future__ import annotations
 
 import random
@@ -31,6 +33,24 @@ MAX_NEAR = 1000
 
 _FIELD_RE = re.compile(r"([A-Za-z]+):")
 _CHUNK_RE = re.compile(r'[^\s()"]*')
+
+
+NEAR_SIDES = "NEAR joins a term, prefix or phrase, or an OR of those, on each side"
+
+
+def _leaves_of(node: Node) -> list[Node] | None:
+    """Round 12 of issue 11: a NEAR side may be an OR of leaves (the pairs are ORed)."""
+    if isinstance(node, (Term, Phrase, Prefix)):
+        return [node]
+    if isinstance(node, Or):
+        out: list[Node] = []
+        for child in node.children:
+            more = _leaves_of(child)
+            if more is None:
+                return None
+            out.extend(more)
+        return out
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,18 +233,25 @@ class _Parser:
         if tok is None or tok.kind != "NEAR":
             return left
         self.take()
-        if not isinstance(left, (Term, Phrase, Prefix)):
-            raise RuleError("NEAR joins a term, prefix or phrase on each side", left_tok.column)
+        lefts = _leaves_of(left)
+        if lefts is None:
+            raise RuleError(NEAR_SIDES, left_tok.column)
         right_tok = self.peek()
         if right_tok is None or right_tok.kind not in ("FIELD", "TERM", "PHRASE", "PREFIX", "LP", "VALUE"):
             raise RuleError("NEAR without a term after it", tok.column)
         right = self.primary()
-        if not isinstance(right, (Term, Phrase, Prefix)):
-            raise RuleError("NEAR joins a term, prefix or phrase on each side", right_tok.column)
+        rights = _leaves_of(right)
+        if rights is None:
+            raise RuleError(NEAR_SIDES, right_tok.column)
         again = self.peek()
         if again is not None and again.kind == "NEAR":
             raise RuleError("NEAR cannot be chained; join pairs with AND", again.column)
-        return Near(left, right, tok.distance)
+        n = len(lefts) * len(rights)
+        if n > 64:
+            raise RuleError(f"NEAR over OR groups makes {n} pairs, at most 64: split the rule with OR", tok.column)
+        if n == 1:
+            return Near(lefts[0], rights[0], tok.distance)
+        return Or(tuple(Near(a, b, tok.distance) for a in lefts for b in rights))
 
     def primary(self) -> Node:
         tok = self.peek()
