@@ -215,7 +215,7 @@ def _expand(path: Path, key: str, query: str, shared: dict[str, str]) -> str:
     return _SHARED_REF.sub(clause, query)
 
 
-def _read(path: Path, kind: str, shared: dict[str, str] | None = None) -> Preset:
+def _read(path: Path, kind: str, shared: dict[str, str]) -> Preset:
     text, data = _load_yaml(path)
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping with name, description, query")
@@ -238,7 +238,7 @@ def _read(path: Path, kind: str, shared: dict[str, str] | None = None) -> Preset
         raise PresetError(f"{path}: topic name must be lower-case letters, digits and '-'")
     exclude = data.get("exclude")
     if exclude:
-        exclude = _expand(path, "exclude", exclude, shared or {})
+        exclude = _expand(path, "exclude", exclude, shared)
     model = (data.get("model") or "").strip() or None
     if model is not None and (kind != "topic" or not _TOPIC_NAME.match(model)):
         raise PresetError(f"{path}: 'model' is for topics only and must be a model name like 'fx'")
@@ -246,7 +246,7 @@ def _read(path: Path, kind: str, shared: dict[str, str] | None = None) -> Preset
         kind=kind,
         name=name,
         description=(data.get("description") or "").strip(),
-        query=_expand(path, "query", data["query"], shared or {}),
+        query=_expand(path, "query", data["query"], shared),
         exclude=exclude if exclude and exclude.strip() else None,
         path=path,
         text=text,
