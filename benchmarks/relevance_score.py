@@ -14,7 +14,7 @@ microseconds per article by CPU time (best of 3 runs),
   see an article pays for its slots, the others reuse them;
 - all at once (one `Scorer` of the four, as `Document.verdict` asks).
 
-Word pairs are hashed anew for every article (~0.4 us a pair, features.py
+Word pairs are hashed anew for every article (a CRC-32 each, features.py
 says why), so a long article costs more than its share of cached words.
 """
 from __future__ import annotations

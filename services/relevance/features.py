@@ -11,8 +11,9 @@ Oʻzbekiston are the same word) and turned into binary features:
   which carry the suffixes of agglutinative Uzbek and Kazakh
   (``qozog'istonda`` shares ``ston`` / ``nda>`` with other forms).
 
-Each feature name is hashed into ``2**HASH_BITS`` slots with BLAKE2b (stable
-across processes and machines, unlike Python's salted ``hash()``). An
+Each feature name is hashed into ``2**HASH_BITS`` slots: the low bits of the
+CRC-32 of its UTF-8 bytes (``HASH``; stable across processes and machines,
+unlike Python's salted ``hash()``). An
 article's vector is the set of slots its features fall in, each worth
 1/sqrt(number of slots): binary and L2-normalised (two names that share a
 slot count once). A trained model keeps the names of the features it has
@@ -20,13 +21,13 @@ seen, so a score can be explained in readable form.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import unicodedata
+import zlib
 from array import array
 from functools import lru_cache
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any, Callable, Iterable
 
 from services.rules.text import APOSTROPHES
@@ -117,23 +118,22 @@ def _hash(name: str) -> int:
     return _hashes((name,))[0]
 
 
-# BLAKE2b with 8-byte digests, fed nothing yet: each hash starts from a
-# copy, ~30% cheaper than making the object anew. Fed more it stays the same
-# hash of the concatenation, so a prefix common to many names can be fed once
-# (_PAIR_START: "b:").
-_START = hashlib.blake2b(digest_size=8)
+# CRC-32 (zlib), not a cryptographic hash: feature hashing needs names spread
+# evenly over the slots and the same slot on every machine, nothing more.
+# It also continues: crc32(b, crc32(a)) == crc32(a + b), so a prefix common
+# to many names is hashed once (`_PAIR_START`: "b:"), and `map` runs it over
+# a list of names in C. Word pairs, hashed anew for every article, cost
+# ~0.45 us each with BLAKE2b in a Python loop and ~0.05 us so (round 13 in
+# docs/relevance.md). A model file says which hash made its slots (model.py).
+HASH = "crc32"
+_MASK = DIM - 1
 
 
-def _hashes(names: Iterable[str], start=_START) -> list[int]:
-    """The slot of each name: its UTF-8 bytes hashed with BLAKE2b (8-byte
-    digest, after whatever `start` was fed), the digest read big-endian,
-    its low HASH_BITS bits."""
-    out = []
-    for name in names:
-        h = start.copy()
-        h.update(name.encode("utf-8"))
-        out.append(int.from_bytes(h.digest(), "big") & (DIM - 1))
-    return out
+def _hashes(names: Iterable[str], start: int = 0) -> list[int]:
+    """The slot of each name: the CRC-32 of its UTF-8 bytes (continuing
+    from `start`, the CRC of whatever precedes every name), its low
+    HASH_BITS bits."""
+    return list(map(_MASK.__and__, map(zlib.crc32, map(str.encode, names), repeat(start))))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -217,8 +217,7 @@ def _pack_words(ws: list[str]) -> list[bytes]:
     return [array(SLOT_CODE, sorted(set(_hashes(_names_of_word(w))))).tobytes() for w in ws]
 
 
-_PAIR_START = _START.copy()
-_PAIR_START.update(_pair_name("").encode("utf-8"))
+_PAIR_START = zlib.crc32(_pair_name("").encode("utf-8"))
 
 
 def _hash_pairs(pairs: list[str]) -> list[int]:
@@ -228,13 +227,11 @@ def _hash_pairs(pairs: list[str]) -> list[int]:
 
 # Bounded, since a poll worker scores for weeks. With its key and the dict's
 # own, a word takes ~240 bytes: at most 128k words, ~30 MB a process. A word
-# pushed out costs ~6 us to hash again, once.
+# pushed out costs a few us to hash again, once.
 #
-# Word pairs are hashed anew every time (~0.4 us each). A cache of them
-# cost more than it saved: in a stream of news only about half of an
-# article's pairs had been seen lately, and in a cache of ~100k pairs, which
-# the CPU caches do not hold, a hit cost ~0.25 us and a miss ~0.4 us of
-# upkeep on top of its hash.
+# Word pairs are hashed anew every time (~0.05 us each, see `_hashes`): in a
+# stream of news only about half of an article's pairs had been seen lately,
+# so a cache of them would cost more than the hashing.
 _word_slots = _Recent(_pack_words, 1 << 16)
 
 

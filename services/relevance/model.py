@@ -26,7 +26,9 @@ import numpy as np
 from services.relevance import features as F
 from services.relevance.scorer import Scorer, sigmoid as _sigmoid
 
-FORMAT = "tulpar-relevance-logreg/1"
+# /2: feature slots by CRC-32 (features.HASH); /1 files (BLAKE2b slots)
+# give wrong scores with today's features, so they are refused by name.
+FORMAT = "tulpar-relevance-logreg/2"
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Model:
         return {
             "format": FORMAT,
             "topic": self.topic,
+            "hash": F.HASH,
             "hash_bits": F.HASH_BITS,
             "ngram_range": list(F.NGRAM_RANGE),
             "bias": self.bias,
@@ -159,8 +162,13 @@ class Model:
     @classmethod
     def from_json(cls, data: dict) -> "Model":
         if data.get("format") != FORMAT:
+            if str(data.get("format", "")).startswith(FORMAT.rpartition("/")[0] + "/"):
+                raise ValueError(f"relevance model file of format {data['format']!r}, made with other feature "
+                                 f"hashing; this version reads {FORMAT!r}: retrain it "
+                                 "(benchmarks/relevance_eval.py --write --keep-thresholds)")
             raise ValueError(f"not a relevance model file (format {data.get('format')!r})")
-        if data.get("hash_bits") != F.HASH_BITS or list(data.get("ngram_range", [])) != list(F.NGRAM_RANGE):
+        settings = (data.get("hash"), data.get("hash_bits"), list(data.get("ngram_range", [])))
+        if settings != (F.HASH, F.HASH_BITS, list(F.NGRAM_RANGE)):
             raise ValueError("model file was built with other feature settings")
         weights = {int(fid): float(w) for fid, w, _ in data["features"]}
         names = {int(fid): list(ns) for fid, _, ns in data["features"] if ns}

@@ -72,10 +72,12 @@ def test_known_hash_values():
     # Pinned: a change here invalidates every shipped model file.
     assert F.HASH_BITS == 20
     assert F.feature_id("w:tariff") == F.feature_id("w:tariff")
-    pinned = {name: F.feature_id(name) for name in ("w:tariff", "c:<boj", "b:exchange rate")}
-    import hashlib
-    for name, fid in pinned.items():
-        assert fid == int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") % (1 << 20)
+    assert F.HASH == "crc32"
+    # The standard CRC-32 check value: CRC-32("123456789") = 0xCBF43926.
+    assert F.feature_id("123456789") == 0xCBF43926 % (1 << 20)
+    import binascii
+    for name in ("w:tariff", "c:<boj", "b:exchange rate", "w:o'zbekiston", "c:қаз"):
+        assert F.feature_id(name) == binascii.crc32(name.encode("utf-8")) % (1 << 20)
 
 
 def test_readable():

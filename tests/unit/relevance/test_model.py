@@ -81,7 +81,8 @@ def test_save_load_round_trip_gives_identical_scores(model, tmp_path):
         assert loaded.score(it) == model.score(it)
         assert loaded.explain(it) == model.explain(it)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["format"] == "tulpar-relevance-logreg/1" and data["topic"] == "topic:fx"
+    assert data["format"] == "tulpar-relevance-logreg/2" and data["topic"] == "topic:fx"
+    assert (data["hash"], data["hash_bits"]) == ("crc32", 20)
     # the reverse map of seen features travels with the weights
     assert any("w:exchange" in names for _, _, names in data["features"])
 
@@ -89,7 +90,23 @@ def test_save_load_round_trip_gives_identical_scores(model, tmp_path):
 def test_load_refuses_other_files(tmp_path):
     path = tmp_path / "x.json"
     path.write_text('{"format": "other"}', encoding="utf-8")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a relevance model file"):
+        Model.load(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    # A file of the first format: its slots are BLAKE2b's, not today's.
+    ({"format": "tulpar-relevance-logreg/1"}, r"other feature hashing.*retrain"),
+    ({"hash": "blake2b"}, "other feature settings"),
+    ({"hash_bits": 18}, "other feature settings"),
+    ({"ngram_range": [2, 4]}, "other feature settings"),
+])
+def test_load_refuses_a_file_made_with_other_features(model, tmp_path, change, message):
+    # Loaded, such a file would give wrong scores without a word of warning.
+    data = model.to_json() | change
+    path = tmp_path / "fx.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
         Model.load(path)
 
 
