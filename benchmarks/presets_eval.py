@@ -42,7 +42,8 @@ SPLITS = ("tune", "holdout", "challenge", "blind-tune", "blind-holdout", "blind-
           "blind-check11", "blind-check12", "blind-check13", "blind-check14",
           "blind-check15", "blind-check16",
           "blind-check17", "blind-check18",
-          "blind-check19", "blind-check20")
+          "blind-check19", "blind-check20",
+          "blind-check21", "blind-check22")
 FROZEN = tuple(path.replace("/", "-") for path in FORBIDDEN)  # "blind/check13" -> "blind-check13"
 LANGS = ("en", "ru", "uz", "kk")
 
