@@ -54,6 +54,7 @@ calibration). No cross-validation runs, so it takes minutes, not an hour.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -452,6 +453,18 @@ def _hard_rules(cases) -> list[bool]:
             for topic, title, summary, _ in cases]
 
 
+def stored_thresholds(topic: str, directory: Path) -> Thresholds | None:
+    """The thresholds a model file stores (None: no file), read from its
+    JSON alone: a file of an older format, made with other feature hashing,
+    cannot be loaded as a Model, and retraining it with its thresholds kept
+    is what its load error asks for."""
+    path = model_path(topic, directory)
+    if not path.is_file():
+        return None
+    t = json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("thresholds")
+    return Thresholds(float(t["low"]), float(t["high"])) if t else RULE_ALONE
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write", action="store_true", help="train on all allowed data and write the model files")
@@ -505,11 +518,11 @@ def main(argv=None) -> int:
     if args.keep_thresholds:
         if not args.write or args.calibrate_on or args.leave_set_out:
             ap.error("--keep-thresholds goes with --write alone (it skips the threshold search)")
-        old = {t: load_model(t, args.models) for t in TOPICS}
+        old = {t: stored_thresholds(t, args.models) for t in TOPICS}
         missing = [t for t, m in old.items() if m is None]
         if missing:
             raise SystemExit(f"--keep-thresholds: no model file for {missing} under {args.models}")
-        write_models(load_sets(), config, {t: old[t].thresholds for t in TOPICS}, args.models)
+        write_models(load_sets(), config, old, args.models)
         return 0
 
     modes = tuple(args.modes.split(",")) if args.modes else (("veto",) if args.veto_only else ("both",))

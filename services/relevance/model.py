@@ -176,7 +176,10 @@ class Model:
 
     @classmethod
     def load(cls, path: str | Path) -> "Model":
-        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        try:
+            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        except ValueError as err:  # json's decode errors are ValueErrors too
+            raise ValueError(f"{path}: {err}") from None
 
 
 def _labels(items: Sequence[dict], topic: str) -> np.ndarray:

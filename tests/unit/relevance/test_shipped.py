@@ -99,3 +99,20 @@ def test_write_models_stores_the_given_thresholds(tmp_path):
         model = load_model(topic, tmp_path)
         assert model is not None and model.topic == topic
         assert model.thresholds == wanted[topic]
+
+
+def test_kept_thresholds_are_read_from_a_file_of_an_older_format(tmp_path):
+    # A file whose slots were made with another hash cannot be loaded, and
+    # its load error names `--write --keep-thresholds`: that command must
+    # still find the thresholds it is to keep.
+    import json
+    R = _bench()
+    from services.relevance.combine import RULE_ALONE, Thresholds
+    (tmp_path / "fx.json").write_text(json.dumps({"format": "tulpar-relevance-logreg/1", "topic": "topic:fx",
+                                                  "meta": {"thresholds": {"low": 0.05, "high": 1.0}}}))
+    (tmp_path / "tariffs.json").write_text(json.dumps({"format": "tulpar-relevance-logreg/1", "meta": {}}))
+    with pytest.raises(ValueError, match="retrain"):
+        load_model("topic:fx", tmp_path)
+    assert R.stored_thresholds("topic:fx", tmp_path) == Thresholds(0.05, 1.0)
+    assert R.stored_thresholds("topic:tariffs", tmp_path) == RULE_ALONE
+    assert R.stored_thresholds("topic:sanctions", tmp_path) is None
