@@ -306,6 +306,12 @@ CASES = [
     ("topic:tariffs", "Uzbekistan scraps duties on 200 food items", "", True),
     ("topic:tariffs", "Russia blocks Kazakh grain at the border over pest findings", "", True),
     ("topic:tariffs", "Astana hikes state duty on passports", "", False),
+    # Round 13: goods kept from leaving the country; "ban" is not the start of "banks".
+    ("topic:tariffs", "No hay to leave Kyrgyzstan this winter", "The cabinet acted after a dry summer.", True),
+    ("topic:tariffs", "Banks finance grain exports", "Kazakh banks lent more to farmers exporting wheat this year.", False),
+    ("topic:tariffs", "Kazakhstan and Kyrgyzstan scrap roaming charges", "Mobile users crossing the border pay domestic rates.", False),
+    # Round 13: thieves who drill into a pipe are not an emergency drill.
+    ("topic:pipeline-disruption", "Thieves drill into oil pipe, pumping stopped", "Crude leaked from an illegal tap.", True),
     ("topic:fx", "Uzbekistan lets the som trade more freely", "", True),
     ("topic:fx", "Inflation in Kazakhstan slows to 8%", "Food prices rose 0.5% in tenge terms.", False),
     ("topic:fx", "Tenge falls as oil prices slide", "", True),
