@@ -461,8 +461,7 @@ def stored_thresholds(topic: str, directory: Path) -> Thresholds | None:
     path = model_path(topic, directory)
     if not path.is_file():
         return None
-    t = json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("thresholds")
-    return Thresholds(float(t["low"]), float(t["high"])) if t else RULE_ALONE
+    return Thresholds.stored(json.loads(path.read_text(encoding="utf-8")).get("meta", {}))
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,13 @@ class Thresholds:
         if not (0.0 <= self.low <= self.high <= 1.0):
             raise ValueError(f"need 0 <= low <= high <= 1, got {self.low}, {self.high}")
 
+    @classmethod
+    def stored(cls, meta: dict) -> "Thresholds":
+        """The thresholds a model file's `meta` holds; the rule alone
+        (RULE_ALONE) when it holds none."""
+        t = meta.get("thresholds")
+        return cls(float(t["low"]), float(t["high"])) if t else RULE_ALONE
+
 
 RULE_ALONE = Thresholds(0.0, 1.0)
 

@@ -129,9 +129,8 @@ class Model:
     @property
     def thresholds(self):
         """The (low, high) chosen by cross-validation, if the file has them."""
-        from services.relevance.combine import RULE_ALONE, Thresholds
-        t = self.meta.get("thresholds")
-        return Thresholds(float(t["low"]), float(t["high"])) if t else RULE_ALONE
+        from services.relevance.combine import Thresholds
+        return Thresholds.stored(self.meta)
 
     def feature_label(self, fid: int) -> str:
         names = self.names.get(fid)

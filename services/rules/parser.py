@@ -278,6 +278,8 @@ def _leaf(kind: str, text: str, fields: tuple[str, ...], column: int) -> Node:
 
 
 _NEAR_SIDES = frozenset({Term, Phrase, Prefix})
+_NEAR_RIGHT = frozenset({"FIELD", "TERM", "PHRASE", "PREFIX", "LP", "VALUE"})
+_FIELD_TARGETS = frozenset({"LP", "TERM", "PHRASE", "PREFIX"})
 NEAR_SIDES_ERROR = "NEAR joins a term, prefix or phrase, or an OR of those, on each side"
 MAX_NEAR_PAIRS = 64
 
@@ -308,8 +310,6 @@ def near_pairs(lefts: tuple[Node, ...], rights: tuple[Node, ...], distance: int,
                         "split the rule with OR", column)
     pairs = tuple(Near(a, b, distance) for a in lefts for b in rights)
     return pairs[0] if len(pairs) == 1 else Or(pairs)
-_NEAR_RIGHT = frozenset({"FIELD", "TERM", "PHRASE", "PREFIX", "LP", "VALUE"})
-_FIELD_TARGETS = frozenset({"LP", "TERM", "PHRASE", "PREFIX"})
 
 
 def primary_language(value: str) -> str:
