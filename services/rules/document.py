@@ -20,7 +20,7 @@ class Document:
     """
 
     __slots__ = ("title", "summary", "source", "lang", "fields", "_stem_set", "_word_set", "_bigrams", "_prefix_sets",
-                 "_tables", "_sorted", "memo", "_verdicts")
+                 "_tables", "_sorted", "memo", "_verdicts", "__weakref__")
 
     def __init__(self, title: str = "", summary: str = "", source: str = "", lang: str | None = None):
         self.title = title or ""

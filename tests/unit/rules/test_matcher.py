@@ -1,6 +1,8 @@
 """The indexed Matcher returns exactly what the reference evaluator returns."""
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -414,3 +416,23 @@ def test_bulk_term_ids_agree_with_evaluate(limit):
                                                              doc).items()]
         assert [(keys[i], values[t]) for i, t in zip(ids.tolist(), term_ids.tolist())] == want
         assert got.terms() == want
+
+
+def test_a_matched_article_is_freed_without_the_cyclic_gc():
+    # Nothing the match, its evidence or its terms leave in the Document
+    # points back at it: with the cyclic GC off, dropping the last reference
+    # frees it (a cycle held every article's tokens until the GC ran).
+    matcher = Matcher(PRESETS)
+    matcher.add("a", "topic:tariffs country:KZ")
+    matcher.add("b", "(oil NEAR/3 pipeline) OR coal*")
+    gc.disable()
+    try:
+        doc = Document("Kazakhstan raises the export duty on wheat", "Oil pipeline talks in Astana; coal prices.")
+        matches = matcher.match(doc)
+        assert list(matches) == ["a", "b"]
+        assert matches.terms() and matches["b"]
+        alive = weakref.ref(doc)
+        del doc, matches
+        assert alive() is None
+    finally:
+        gc.enable()
