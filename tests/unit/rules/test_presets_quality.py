@@ -315,6 +315,24 @@ CASES = [
     ("topic:fx", "Uzbekistan lets the som trade more freely", "", True),
     ("topic:fx", "Inflation in Kazakhstan slows to 8%", "Food prices rose 0.5% in tenge terms.", False),
     ("topic:fx", "Tenge falls as oil prices slide", "", True),
+    # Round 14: a State Customs Committee is not a state fee; plural "import to'lovlari" are
+    # payments for imports, a singular import to'lov is a levy; "officials" explaining a ban on
+    # selling goods abroad do not make it a travel ban.
+    ("topic:tariffs", "Давлат божхона қўмитаси: шакар импортига 5 фоизлик бож қайтади", "", True),
+    ("topic:tariffs", "So'm arzonlashdi", "Tahlilchilar buni import to'lovlari mavsumi bilan bog'lamoqda.", False),
+    ("topic:tariffs", "Xitoy uzumga import to'lovini bekor qildi", "", True),
+    ("topic:tariffs", "Kyrgyzstan keeps its coal at home", "A ban on selling coal abroad runs until spring, officials said.", True),
+    ("topic:tariffs", "Dushanbe puts a 15% charge on cotton exports", "", True),
+    # Round 14: two denials outweigh a named attack; a pipeline's own repairs are not a refinery's.
+    ("topic:pipeline-disruption", "CPC loadings not hit by port attack", "Drones struck the port; the terminal was not damaged.", False),
+    ("topic:pipeline-disruption", "Gas transit across Kazakhstan to stop for repairs", "", True),
+    ("topic:pipeline-disruption", "Neft quvurida ta'mir: haydash to'xtaydi", "Pavlodar zavodi zaxira to'playapti.", True),
+    ("topic:pipeline-disruption", "Pavlodar NQZ rejali ta'mirga to'xtadi", "Neft quvuri orqali haydash o'zgarmaydi.", False),
+    # Round 14: prices per kilo and counterfeit notes are not currency news; "менял" is also a verb.
+    ("topic:fx", "Ashgabat market: onions at 12 manat a kilo", "Prices jumped after the frost.", False),
+    ("topic:fx", "Фальшивые доллары пытались сбыть через менял", "", False),
+    ("topic:fx", "Как менялась экономика за тридцать лет", "", False),
+    ("topic:sanctions", "Exporter's payment held over a Russian port in the papers", "A German bank froze the payment for a month.", True),
 ]
 
 
@@ -384,10 +402,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check19": (0.96, 0.96),
     # the same: lowest language 0.98 (en topics) / 0.97 (kk countries)
     "blind-check20": (0.96, 0.95),
-    # frozen before round 13, measured once after it: lowest language 0.95 (kk topics) / 0.99 (ru and kk countries)
-    "blind-check21": (0.93, 0.97),
-    # frozen before round 13, measured once after it: lowest language 0.87 (uz topics) / 0.96 (kk countries)
-    "blind-check22": (0.85, 0.94),
+    # measured once after round 13, then opened and tuned on in round 14: lowest language 0.98 (kk topics) / 0.99 (ru and kk countries)
+    "blind-check21": (0.96, 0.97),
+    # the same: lowest language 0.99 (topics) / 0.97 (kk countries)
+    "blind-check22": (0.96, 0.95),
+    # frozen before round 14, measured once after it: lowest language 0.91 (en topics) / 0.98 (uz and kk countries)
+    "blind-check23": (0.89, 0.96),
+    # frozen before round 14, measured once after it: lowest language 0.94 (topics) / 0.97 (ru countries)
+    "blind-check24": (0.92, 0.95),
 }
 
 
