@@ -81,7 +81,7 @@ def test_holdout_f1_meets_release_bar(holdout_scores, ref):
 # Matcher (what the service runs, and ~10x faster than the reference evaluator).
 @pytest.mark.parametrize("split", ["tune", "holdout", "blind-check22"])
 def test_indexed_matcher_agrees_with_reference_on_labeled_set(split):
-    items = _items(split) if not split.startswith("blind-") else presets_eval.load_split(LABELED, split)
+    items = presets_eval.load_split(LABELED, split)
     presets = default_presets()
     assert presets_eval.predict(presets, items, "matcher") == presets_eval.predict(presets, items, "reference")
 
