@@ -335,6 +335,22 @@ CASES = [
     ("topic:fx", "Фальшивые доллары пытались сбыть через менял", "", False),
     ("topic:fx", "Как менялась экономика за тридцать лет", "", False),
     ("topic:sanctions", "Exporter's payment held over a Russian port in the papers", "A German bank froze the payment for a month.", True),
+    # Round 15: goods that may no longer leave are a barrier, people are not; loads turned back
+    # as sanctions evasion stay with sanctions; waste removal is not an export.
+    ("topic:tariffs", "Tajik onions may no longer be shipped abroad until spring", "", True),
+    ("topic:tariffs", "Migrants may no longer leave without a permit", "", False),
+    ("topic:tariffs", "Car carriers bound for Russia turned back at the border",
+     "Customs said the papers hid the real destination of the cars.", False),
+    ("topic:tariffs", "Вывоз сена из Кыргызстана приостановлен до весны", "", True),
+    ("topic:tariffs", "В Бишкеке приостановлен вывоз мусора", "", False),
+    ("topic:tariffs", "Customs officers on round-the-clock duty at Torugart", "Lorries queue at the border.", False),
+    # Round 15: loadings said to proceed normally outweigh a strike elsewhere in the port.
+    ("topic:pipeline-disruption", "CPC: loadings proceeding normally", "A drone hit an office block elsewhere in the port.", False),
+    ("topic:fx", "Importers pay 9 tenge more for each dollar", "", True),
+    ("topic:fx", "Haydovchilik kurslari 3 million so'm turadi", "", False),
+    ("topic:sanctions", "Bishkek bank lands on the US Treasury list", "", True),
+    ("topic:sanctions", "Ish haqidan ushlab qolinadigan sanksiyalar ko'paydi", "", False),
+    ("country:KZ", "КТК возобновил отгрузки после ремонта причала", "", True),
 ]
 
 
@@ -408,10 +424,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check21": (0.96, 0.97),
     # the same: lowest language 0.99 (topics) / 0.97 (kk countries)
     "blind-check22": (0.96, 0.95),
-    # frozen before round 14, measured once after it: lowest language 0.91 (en topics) / 0.98 (uz and kk countries)
-    "blind-check23": (0.89, 0.96),
-    # frozen before round 14, measured once after it: lowest language 0.94 (topics) / 0.97 (ru countries)
-    "blind-check24": (0.92, 0.95),
+    # measured once after round 14, then opened and tuned on in round 15: lowest language 1.00 (topics) / 0.98 (uz countries)
+    "blind-check23": (0.98, 0.96),
+    # the same: lowest language 1.00 (topics) / 0.98 (en and ru countries)
+    "blind-check24": (0.98, 0.96),
+    # frozen before round 15, measured once after it: lowest language 0.90 (en topics) / 0.99 (countries)
+    "blind-check25": (0.88, 0.97),
+    # frozen before round 15, measured once after it: lowest language 0.89 (uz topics) / 0.97 (ru countries)
+    "blind-check26": (0.87, 0.95),
 }
 
 
