@@ -173,7 +173,11 @@ def test_index_files_each_clause_under_its_features():
         assert _filed(matcher, key) == expected, key
     # Clauses with nothing present to look up are tested on every article.
     entries = matcher._entries
-    assert set(matcher._always) == {entries["pure not"].clauses[0], entries["or with a not"].clauses[1]}
+    assert set(matcher._always) == {entries["pure not"].clauses[0], entries["or with a not"].clauses[0]}
+    # A direct clause takes no clause id (nothing in the per-clause columns);
+    # a source alone does, though it is filed as direct.
+    assert entries["term"].clauses == entries["or: one clause per branch"].clauses == []
+    assert len(entries["or with a not"].clauses) == len(entries["meta alone"].clauses) == 1
 
 
 @pytest.mark.parametrize("path", PATHS)
