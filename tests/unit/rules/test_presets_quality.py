@@ -351,6 +351,23 @@ CASES = [
     ("topic:sanctions", "Bishkek bank lands on the US Treasury list", "", True),
     ("topic:sanctions", "Ish haqidan ushlab qolinadigan sanksiyalar ko'paydi", "", False),
     ("country:KZ", "КТК возобновил отгрузки после ремонта причала", "", True),
+    # Round 16: a limit on named goods is a barrier, a planting quota is not; cars kept from
+    # onward shipment to Russia are sanctions; a dollar getting dearer is not a price in dollars.
+    ("topic:tariffs", "Kazakhstan limits imports of eggs from Uzbekistan", "", True),
+    ("topic:tariffs", "Farmers loosen planting quotas", "Cotton fields turn into cherry orchards.", False),
+    ("topic:tariffs", "На «Дордое» подорожала растаможка контейнера", "", True),
+    ("topic:tariffs", "Cars will no longer be cleared for onward shipment to Russia", "", False),
+    ("topic:sanctions", "Cars will no longer be cleared for onward shipment to Russia", "", True),
+    ("topic:sanctions", "Court freezes ex-akim's assets in embezzlement case", "", False),
+    ("topic:fx", "Доллар в банках Ташкента снова дорожает", "", True),
+    ("topic:fx", "Растаможка подорожала почти на тысячу долларов", "", False),
+    ("topic:fx", "Oil firm's IPO raises 60bn tenge", "Its shares rose 5% on the first day.", False),
+    ("topic:fx", "Tenge bir haftada 4 foiz tushdi", "", True),
+    ("topic:fx", "Chipta narxi 45 ming tengegacha tushdi", "", False),
+    ("topic:pipeline-disruption", "Айдау станциясына дрон тиді",
+     "Шикізат көлемі қысқартылды, қалыпты жұмыс қашан қалпына келетіні белгісіз.", True),
+    ("topic:pipeline-disruption", "CPC: loadings on schedule despite heavy seas",
+     "All three moorings continued to load tankers normally.", False),
 ]
 
 
@@ -428,10 +445,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check23": (0.98, 0.96),
     # the same: lowest language 1.00 (topics) / 0.98 (en and ru countries)
     "blind-check24": (0.98, 0.96),
-    # frozen before round 15, measured once after it: lowest language 0.90 (en topics) / 0.99 (countries)
-    "blind-check25": (0.88, 0.97),
-    # frozen before round 15, measured once after it: lowest language 0.89 (uz topics) / 0.97 (ru countries)
-    "blind-check26": (0.87, 0.95),
+    # measured once after round 15, then opened and tuned on in round 16: lowest language 0.98 (uz and kk topics) / 0.99
+    "blind-check25": (0.96, 0.97),
+    # the same: lowest language 0.98 (kk topics) / 0.97 (ru countries)
+    "blind-check26": (0.96, 0.95),
+    # frozen before round 16, measured once before and once after it: lowest language 0.90 (en topics) / 0.97 (ru countries)
+    "blind-check27": (0.88, 0.95),
+    # the same: lowest language 0.92 (en and kk topics) / 0.98 (kk countries)
+    "blind-check28": (0.90, 0.96),
 }
 
 
