@@ -368,6 +368,9 @@ CASES = [
      "Шикізат көлемі қысқартылды, қалыпты жұмыс қашан қалпына келетіні белгісіз.", True),
     ("topic:pipeline-disruption", "CPC: loadings on schedule despite heavy seas",
      "All three moorings continued to load tankers normally.", False),
+    # "Will not be issued" is not "will not be exported" unless it leaves the country.
+    ("topic:tariffs", "Ескі үлгідегі банкноттар енді шығарылмайды", "", False),
+    ("topic:tariffs", "Астық елден 1 маусымға дейін шығарылмайды", "", True),
 ]
 
 
