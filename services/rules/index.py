@@ -203,20 +203,21 @@ class Matcher:
             self._release_check(check)
 
     def _add_clause(self, entry: _Entry, clause: Clause) -> None:
-        if len(clause.present) == 1 and not (clause.holds or clause.fails or clause.absent):
-            (only,) = clause.present
-            if only[0] != "m":
-                # Most clauses: one feature decides. The rule id is filed
-                # as is, and the clause takes no clause id, so none of the
-                # per-clause columns grows for it (at match.py's 100k
-                # rules, 50k clause ids instead of 150k).
-                self._file(entry, "direct", only, entry.id)
-                return
         present = [f for f in clause.present if f[0] != "m"]
         meta = [f[1] for f in clause.present if f[0] == "m"]
         required = dict(m.split("=", 1) for m in meta)
         if len(required) < len(meta):
             return  # needs two sources or two languages at once: never true
+        covers = [cover for cover in map(self._cover_of, clause.holds) if cover is not None]
+        if meta and not present and not covers:
+            present, meta = [("m", m) for m in meta], []
+        if len(present) == 1 and not (meta or clause.holds or clause.fails or clause.absent):
+            # Most clauses: one feature decides (a word, or a source or
+            # language alone). The rule id is filed as is, and the clause
+            # takes no clause id, so none of the per-clause columns grows
+            # for it (at match.py's 100k rules, 50k clause ids, not 150k).
+            self._file(entry, "direct", present[0], entry.id)
+            return
         c = self._next_clause
         self._next_clause += 1
         self._spec.append(None)
@@ -227,9 +228,6 @@ class Matcher:
         self._rule_of[c] = entry.id
         self._has_checks[c] = bool(holds or fails)
         self._check_of[c] = holds[0] if len(holds) == 1 and not fails else -1
-        covers = [cover for cover in map(self._cover_of, clause.holds) if cover is not None]
-        if meta and not present and not covers:
-            present, meta = [("m", m) for m in meta], []
         # A clause is filed under its other features; source/lang filter the
         # candidates afterwards (a language is shared by too many articles
         # to be worth filing under).
@@ -238,11 +236,6 @@ class Matcher:
         # How many of the features it is filed under an article must have:
         # all of its present features, or any one of a check's cover.
         self._need[c] = need = max(1, len(present))
-        if need == 1 and present and not (meta or holds or fails or clause.absent):
-            # Only a source or language (`lang:ru`), now a feature: filed
-            # as direct too (its clause id above is then never read).
-            self._file(entry, "direct", present[0], entry.id)
-            return
         rest: tuple[Feature, ...] = ()
         if need > 1:
             # Counted by the numpy path; the Python path finds the clause by
