@@ -371,6 +371,22 @@ CASES = [
     # "Will not be issued" is not "will not be exported" unless it leaves the country.
     ("topic:tariffs", "Ескі үлгідегі банкноттар енді шығарылмайды", "", False),
     ("topic:tariffs", "Астық елден 1 маусымға дейін шығарылмайды", "", True),
+    # Round 17: goods freed of a restriction or let back in are trade news, an airline's
+    # fare classes are not; a bank dropping payments after a US warning is sanctions, a
+    # teacher's disciplinary sanction or bailiffs freezing debtors' accounts are not; a
+    # compressor upgrade with flows never interrupted is no disruption.
+    ("topic:tariffs", "Ashgabat lets Khorezm flour back in", "The two-year ban on foreign flour has ended.", True),
+    ("topic:tariffs", "Yangi tarif: Toshkent-Nukus reyslarida biznes klass", "", False),
+    ("topic:tariffs", "Бишкек пожаловался в ЕЭК на барьеры на границе", "Молоко и сыр стоят в очередях на проверку.", True),
+    ("topic:tariffs", "Мақтаны сыртқа сатуға квота белгіленді", "", True),
+    ("topic:sanctions", "Dushanbe banks drop a Russian card system after a US warning",
+     "Washington said foreign banks working with it could be cut off from the dollar.", True),
+    ("topic:sanctions", "School head given a disciplinary sanction over a re-sit", "", False),
+    ("topic:sanctions", "Sud ijrochilari aliment qarzdorlarining hisoblarini muzlatdi", "", False),
+    ("topic:pipeline-disruption", "Compressor station upgraded; flows never interrupted", "", False),
+    ("topic:pipeline-disruption", "Шүйде экскаватор газ магистралін зақымдады", "Қаланың бір бөлігі газсыз қалды.", True),
+    ("topic:fx", "Rubl so'mga nisbatan bir haftada 6 foiz qimmatladi", "", True),
+    ("topic:fx", "Library opens a book exchange point", "Readers swap novels for free.", False),
 ]
 
 
@@ -452,10 +468,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check25": (0.96, 0.97),
     # the same: lowest language 0.98 (kk topics) / 0.97 (ru countries)
     "blind-check26": (0.96, 0.95),
-    # frozen before round 16, measured once before and once after it: lowest language 0.90 (en topics) / 0.97 (ru countries)
-    "blind-check27": (0.88, 0.95),
-    # the same: lowest language 0.92 (en and kk topics) / 0.98 (kk countries)
-    "blind-check28": (0.90, 0.96),
+    # measured once after round 16, then opened and tuned on in round 17: lowest language 0.99 (topics) / 0.98 (en, ru and uz countries)
+    "blind-check27": (0.97, 0.96),
+    # the same: lowest language 0.98 (kk topics) / 0.98 (kk countries)
+    "blind-check28": (0.96, 0.96),
+    # frozen before round 17, measured once before and once after it: lowest language 0.97 (en and uz topics) / 0.98 (uz and kk countries)
+    "blind-check29": (0.95, 0.96),
+    # the same: lowest language 0.91 (ru topics) / 0.97 (kk countries)
+    "blind-check30": (0.89, 0.95),
 }
 
 
