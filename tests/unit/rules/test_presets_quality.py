@@ -387,6 +387,20 @@ CASES = [
     ("topic:pipeline-disruption", "Шүйде экскаватор газ магистралін зақымдады", "Қаланың бір бөлігі газсыз қалды.", True),
     ("topic:fx", "Rubl so'mga nisbatan bir haftada 6 foiz qimmatladi", "", True),
     ("topic:fx", "Library opens a book exchange point", "Readers swap novels for free.", False),
+    # Round 18: "bring in" is a harvest unless a cap follows; a charging station is not a
+    # charge on goods; "no interruptions" is no disruption; a memoir's sanctions are history.
+    ("topic:tariffs", "Kazakh farmers bring in a record harvest", "Elevators took 25 million tonnes of grain.", False),
+    ("topic:tariffs", "Traders may bring in no more than 100,000 tonnes of flour this year", "", True),
+    ("topic:tariffs", "Electric cars brought in from China pass 40,000", "Charging stations multiply in the capital.", False),
+    ("topic:tariffs", "Beef brought into Uzbekistan will clear customs without any charge", "", True),
+    ("topic:pipeline-disruption", "КТК отчитался за январь", "Перебоев с отгрузкой танкеров за месяц не было.", False),
+    ("topic:pipeline-disruption", "Condensate line shut after a blast at a valve station", "", True),
+    ("topic:fx", "Exchange desks cut their buying rate for the dollar", "", True),
+    ("topic:fx", "Toshkent–Dubay aviachiptalari arzonladi", "Narxlar 250 dollargacha tushdi.", False),
+    ("topic:sanctions", "Минфин США исключил кыргызский банк из черного списка", "", True),
+    ("topic:sanctions", "Рецензия: мемуары дипломата", "Автор вспоминает переговоры и санкции против России.", False),
+    ("country:TM", "Түркменстан газ экспортын арттырды", "", True),
+    ("country:KG", "В Ошской области начали уборку хлопка", "", True),
 ]
 
 
@@ -472,10 +486,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check27": (0.97, 0.96),
     # the same: lowest language 0.98 (kk topics) / 0.98 (kk countries)
     "blind-check28": (0.96, 0.96),
-    # frozen before round 17, measured once before and once after it: lowest language 0.97 (en and uz topics) / 0.98 (uz and kk countries)
-    "blind-check29": (0.95, 0.96),
-    # the same: lowest language 0.91 (ru topics) / 0.97 (kk countries)
-    "blind-check30": (0.89, 0.95),
+    # measured once after round 17, then opened and tuned on in round 18: lowest language 1.00 (topics) / 0.98 (uz and kk countries)
+    "blind-check29": (0.98, 0.96),
+    # the same: lowest language 0.99 (uz topics) / 0.99 (countries)
+    "blind-check30": (0.97, 0.97),
+    # frozen before round 18, measured once before and once after it: lowest language 0.97 (kk topics) / 0.98 (uz and kk countries)
+    "blind-check31": (0.95, 0.96),
+    # the same: lowest language 0.95 (uz topics) / 0.97 (kk countries)
+    "blind-check32": (0.93, 0.95),
 }
 
 
