@@ -401,6 +401,19 @@ CASES = [
     ("topic:sanctions", "Рецензия: мемуары дипломата", "Автор вспоминает переговоры и санкции против России.", False),
     ("country:TM", "Түркменстан газ экспортын арттырды", "", True),
     ("country:KG", "В Ошской области начали уборку хлопка", "", True),
+    # Round 19: "без остановки" is a phrase (not без next to остановлена); loadings going
+    # normally and a profile recalling sanctions are not news of either; exchange offices
+    # made to report deals is an exchange regime.
+    ("topic:pipeline-disruption", "Разрыв на газопроводе", "Транспортировка остановлена, без газа остались три района.", True),
+    ("topic:pipeline-disruption", "Газопровод работал без остановки", "Авария на соседней котельной его не затронула.", False),
+    ("topic:pipeline-disruption", "КТК: погрузка танкеров идет штатно, несмотря на шторм", "", False),
+    ("topic:fx", "Dushanbe exchange offices must report every deal to the National Bank", "", True),
+    ("topic:fx", "National Bank issues a commemorative silver coin", "Its face value is ten som.", False),
+    ("topic:sanctions", "Profile: how a Bishkek retailer grew in 20 years",
+     "The founder recalls the years of Western sanctions on Russia.", False),
+    ("topic:tariffs", "Trucks stuck at the border as a trade dispute over re-export flares", "", True),
+    ("country:KG", "Manas aeroporti yangi rekord qayd etdi", "", True),
+    ("country:TJ", "Tursunzoda alyuminiy zavodi yangi direktor tayinladi", "", True),
 ]
 
 
@@ -490,10 +503,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check29": (0.98, 0.96),
     # the same: lowest language 0.99 (uz topics) / 0.99 (countries)
     "blind-check30": (0.97, 0.97),
-    # frozen before round 18, measured once before and once after it: lowest language 0.97 (kk topics) / 0.98 (uz and kk countries)
-    "blind-check31": (0.95, 0.96),
-    # the same: lowest language 0.95 (uz topics) / 0.97 (kk countries)
-    "blind-check32": (0.93, 0.95),
+    # measured once after round 18, then opened and tuned on in round 19: lowest language 0.99 (ru topics) / 0.98 (uz and kk countries)
+    "blind-check31": (0.97, 0.96),
+    # the same: lowest language 0.99 (en and kk topics) / 0.98 (en, uz and kk countries)
+    "blind-check32": (0.97, 0.96),
+    # frozen before round 19, measured once before and once after it: lowest language 0.98 (uz and kk topics) / 0.98 (ru countries)
+    "blind-check33": (0.96, 0.96),
+    # the same: lowest language 0.95 (kk topics) / 0.99 (ru countries)
+    "blind-check34": (0.93, 0.97),
 }
 
 
