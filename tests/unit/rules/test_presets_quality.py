@@ -411,6 +411,8 @@ CASES = [
     ("topic:fx", "National Bank issues a commemorative silver coin", "Its face value is ten som.", False),
     ("topic:sanctions", "Profile: how a Bishkek retailer grew in 20 years",
      "The founder recalls the years of Western sanctions on Russia.", False),
+    ("topic:sanctions", "Профильное ведомство США ввело санкции против казахстанского трейдера", "", True),
+    ("topic:sanctions", "A high-profile case: US designates an Almaty trader", "", True),
     ("topic:tariffs", "Trucks stuck at the border as a trade dispute over re-export flares", "", True),
     ("country:KG", "Manas aeroporti yangi rekord qayd etdi", "", True),
     ("country:TJ", "Tursunzoda alyuminiy zavodi yangi direktor tayinladi", "", True),
