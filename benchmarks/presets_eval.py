@@ -49,7 +49,8 @@ SPLITS = ("tune", "holdout", "challenge", "blind-tune", "blind-holdout", "blind-
           "blind-check27", "blind-check28",
           "blind-check29", "blind-check30",
           "blind-check31", "blind-check32",
-          "blind-check33", "blind-check34")
+          "blind-check33", "blind-check34",
+          "blind-check35", "blind-check36")
 FROZEN = tuple(path.replace("/", "-") for path in FORBIDDEN)  # "blind/check13" -> "blind-check13"
 LANGS = ("en", "ru", "uz", "kk")
 

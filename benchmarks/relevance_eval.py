@@ -7,7 +7,7 @@
     .venv/bin/python benchmarks/relevance_eval.py --leave-set-out --modes veto,confirm,both   # hold out each blind set
     .venv/bin/python benchmarks/relevance_eval.py --leave-set-out check2 --modes veto,confirm,both   # ... only check2
     .venv/bin/python benchmarks/relevance_eval.py --calibrate-on check3,check4 --per-topic --modes veto,confirm,both --write
-    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-check33   # later, once, on a frozen set
+    .venv/bin/python benchmarks/relevance_eval.py --final-measure blind-check35   # later, once, on a frozen set
 
 Data: only the sets we may train on (tests/data/labeled/{tune,holdout,
 challenge}.jsonl and the opened blind sets, `OPENED_BLIND` in

@@ -1,9 +1,9 @@
 """Loading labeled items for training and cross-validation, with a guard.
 
 The frozen measuring sets (`tests/data/labeled/blind/holdout-*.jsonl`,
-`check33-*.jsonl` and `check34-*.jsonl`) must never be trained on, tuned on or
+`check35-*.jsonl` and `check36-*.jsonl`) must never be trained on, tuned on or
 looked at while building the model: `load_labeled` refuses any path that
-contains `blind/holdout`, `blind/check33` or `blind/check34`, and any file in a
+contains `blind/holdout`, `blind/check35` or `blind/check36`, and any file in a
 `blind/` folder that is not one of the opened sets (`OPENED_BLIND`, so a new
 blind set is frozen until it is opened here), unless `final_measure=True`,
 which only `benchmarks/relevance_eval.py --final-measure SPLIT` passes. Each
@@ -19,7 +19,8 @@ those with check25 and check26,
 those with check27 and check28,
 those with check29 and check30,
 those with check31 and check32,
-those with check33 and check34).
+those with check33 and check34,
+those with check35 and check36).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LABELED_DIR = ROOT / "tests" / "data" / "labeled"
-FORBIDDEN = ("blind/holdout", "blind/check33", "blind/check34")
-OPENED_BLIND = ("tune-", "tune2-", "check-", "check2-", "check3-", "check4-", "check5-", "check6-", "check7-", "check8-", "check9-", "check10-", "check11-", "check12-", "check13-", "check14-", "check15-", "check16-", "check17-", "check18-", "check19-", "check20-", "check21-", "check22-", "check23-", "check24-", "check25-", "check26-", "check27-", "check28-", "check29-", "check30-", "check31-", "check32-")   # blind sets we may train on, in this order
+FORBIDDEN = ("blind/holdout", "blind/check35", "blind/check36")
+OPENED_BLIND = ("tune-", "tune2-", "check-", "check2-", "check3-", "check4-", "check5-", "check6-", "check7-", "check8-", "check9-", "check10-", "check11-", "check12-", "check13-", "check14-", "check15-", "check16-", "check17-", "check18-", "check19-", "check20-", "check21-", "check22-", "check23-", "check24-", "check25-", "check26-", "check27-", "check28-", "check29-", "check30-", "check31-", "check32-", "check33-", "check34-")   # blind sets we may train on, in this order
 TOPICS = ("topic:tariffs", "topic:pipeline-disruption", "topic:fx", "topic:sanctions")
 
 

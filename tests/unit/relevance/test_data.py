@@ -7,11 +7,11 @@ from services.relevance.data import ForbiddenData, allowed_files, check_allowed,
 
 @pytest.mark.parametrize("path", [
     "tests/data/labeled/blind/holdout-en.jsonl",
-    "tests/data/labeled/blind/check33-kk.jsonl",
+    "tests/data/labeled/blind/check35-kk.jsonl",
     "/somewhere/else/Blind/Holdout-uz.jsonl",
-    "/somewhere/else/blind/Check33-en.jsonl",
-    "tests/data/labeled/blind/check34-uz.jsonl",
-    "tests/data/labeled/blind/check35-en.jsonl",     # a new blind set is frozen until opened in data.py
+    "/somewhere/else/blind/Check35-en.jsonl",
+    "tests/data/labeled/blind/check36-uz.jsonl",
+    "tests/data/labeled/blind/check37-en.jsonl",     # a new blind set is frozen until opened in data.py
 ])
 def test_frozen_sets_are_refused(path):
     with pytest.raises(ForbiddenData):
@@ -21,7 +21,7 @@ def test_frozen_sets_are_refused(path):
 
 
 def test_final_measure_lets_them_through():
-    assert check_allowed("x/blind/check33-en.jsonl", final_measure=True) == Path("x/blind/check33-en.jsonl")
+    assert check_allowed("x/blind/check35-en.jsonl", final_measure=True) == Path("x/blind/check35-en.jsonl")
     assert check_allowed("x/blind/holdout-en.jsonl", final_measure=True) == Path("x/blind/holdout-en.jsonl")
 
 
@@ -60,6 +60,8 @@ def test_final_measure_lets_them_through():
     "tests/data/labeled/blind/check30-en.jsonl",   # opened when check31 and check32 were frozen
     "tests/data/labeled/blind/check31-uz.jsonl",   # opened when check33 and check34 were frozen
     "tests/data/labeled/blind/check32-kk.jsonl",   # opened when check33 and check34 were frozen
+    "tests/data/labeled/blind/check33-ru.jsonl",   # opened when check35 and check36 were frozen
+    "tests/data/labeled/blind/check34-en.jsonl",   # opened when check35 and check36 were frozen
     "tests/data/labeled/holdout.jsonl",            # our own holdout, trainable as before
 ])
 def test_opened_sets_are_allowed(path):
@@ -82,9 +84,10 @@ def test_allowed_files_are_only_the_training_sets():
               "blind/check25-", "blind/check26-",
               "blind/check27-", "blind/check28-",
               "blind/check29-", "blind/check30-",
-              "blind/check31-", "blind/check32-")
+              "blind/check31-", "blind/check32-",
+              "blind/check33-", "blind/check34-")
     assert blind and all(n.startswith(opened) for n in blind)
-    assert not any("holdout" in n or "check33" in n or "check34" in n for n in blind)
+    assert not any("holdout" in n or "check35" in n or "check36" in n for n in blind)
     for prefix in opened:
         assert any(n.startswith(prefix) for n in blind), prefix
 
