@@ -416,6 +416,17 @@ CASES = [
     ("topic:tariffs", "Trucks stuck at the border as a trade dispute over re-export flares", "", True),
     ("country:KG", "Manas aeroporti yangi rekord qayd etdi", "", True),
     ("country:TJ", "Tursunzoda alyuminiy zavodi yangi direktor tayinladi", "", True),
+    # Round 20: heavy-duty and dump trucks are vehicles, not duties; a ban on settling in
+    # foreign currency is a currency control; Uzbek gas deliveries stopped are a disruption;
+    # Kazakh "secondary measures" are sanctions risk; Uralsk is Kazakh, the Ural district is not.
+    ("topic:tariffs", "Heavy-duty dump trucks roll off a new line in Kostanay", "", False),
+    ("topic:tariffs", "Kazakhstan raises the duty on heavy-duty trucks imported from China", "", True),
+    ("topic:fx", "В Туркменистане запретили расчеты в иностранной валюте", "Цены на рынках теперь только в манатах.", True),
+    ("topic:pipeline-disruption", "Туркманистондан газ узатиш тўхтади", "Ўлчаш станциясида носозлик юз берди.", True),
+    ("topic:fx", "Астана – Ташкент әуе билеттері арзандады", "Билеттер 40 доллардан басталады.", False),
+    ("topic:sanctions", "Алматыдағы банк қайталама шаралардан қорқып, аударымдарды тоқтатты", "", True),
+    ("country:KZ", "В Уральске открыли новый мост через Урал", "", True),
+    ("country:KZ", "Уральский федеральный округ нарастил выпуск стали", "", False),
 ]
 
 
@@ -509,10 +520,14 @@ BLIND_FLOORS = {  # split -> (topic micro F1, country micro F1), per language
     "blind-check31": (0.97, 0.96),
     # the same: lowest language 0.99 (en and kk topics) / 0.98 (en, uz and kk countries)
     "blind-check32": (0.97, 0.96),
-    # frozen before round 19, measured once before and once after it: lowest language 0.98 (uz and kk topics) / 0.98 (ru countries)
-    "blind-check33": (0.96, 0.96),
-    # the same: lowest language 0.95 (kk topics) / 0.99 (ru countries)
-    "blind-check34": (0.93, 0.97),
+    # measured once after round 19, then opened and tuned on in round 20: lowest language 0.99 (en and ru topics) / 0.98 (en and ru countries)
+    "blind-check33": (0.97, 0.96),
+    # the same: lowest language 0.98 (en topics) / 0.99 (ru countries)
+    "blind-check34": (0.96, 0.97),
+    # frozen before round 20, measured once before and once after it: lowest language 0.97 (en topics) / 0.99 (en countries)
+    "blind-check35": (0.94, 0.96),
+    # the same: lowest language 0.92 (kk topics) / 0.97 (en countries)
+    "blind-check36": (0.90, 0.95),
 }
 
 
