@@ -47,6 +47,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from celery import bootsteps
 from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
 from services import collector
@@ -58,6 +59,7 @@ from services.polling import Subscriptions
 from services.settings import Settings
 from services.store import Store, schema
 from services.threads import synchronized
+from workers.app import app
 from workers.configfile import ConfigFile
 
 log = logging.getLogger("tulpar.runtime")
@@ -212,7 +214,7 @@ def time_cpu() -> float:
     return t.user + t.system
 
 
-def free_poll_gates(settings: Settings) -> int:
+def free_poll_gates(settings: Settings, why: str = "left by an earlier worker") -> int:
     """A poll worker starting frees every source's poll gate (workers/beat.py).
     A worker killed mid-poll never releases its gate, and its unacknowledged
     poll comes back only after the broker's visibility timeout: the source
@@ -230,8 +232,34 @@ def free_poll_gates(settings: Settings) -> int:
     finally:
         queue.close()
     if freed:
-        log.info("freed %d poll gates left by an earlier worker", freed)
+        log.info("freed %d poll gates %s", freed, why)
     return freed
+
+
+class FreePollGatesOnReconnect(bootsteps.StartStopStep):
+    """A poll worker that reconnects to the broker frees the poll gates too.
+
+    When redis-server dies and comes back (`tulpar run` restarts it), the
+    worker loses the poll it had fetched but not acknowledged: it cannot put
+    it back while the server is down, and the copy the server kept (append-
+    only file) returns only after the visibility timeout, an hour. The gate
+    beat set for that poll survives in the same file, so the source would go
+    unpolled until the gate expires. At worst freeing costs one extra poll.
+    """
+
+    # Started after the consumer's connection, each time it is made: once at
+    # start (restart_count 0; the gates were freed before the pool forked,
+    # in _preload below) and again after every connection loss.
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, c) -> None:
+        if c.restart_count > 0 and c.controller is not None and consumes_polls(c.controller):
+            free_poll_gates(Settings(), "after reconnecting to the broker")
+
+
+# The worker imports this module (through workers.tasks) before it builds
+# its consumer, so the step is in place by then.
+app.steps["consumer"].add(FreePollGatesOnReconnect)
 
 
 @celeryd_after_setup.connect(weak=False)

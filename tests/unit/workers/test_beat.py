@@ -366,3 +366,41 @@ def test_a_poll_worker_starting_frees_the_gates_a_killed_worker_left(broker):
     assert r.get("tulpar:sweep-lock") == b"held"
     assert free_poll_gates(settings) == 0
     r.delete("tulpar:sweep-lock")
+
+
+@pytest.mark.timeout(90)
+def test_a_poll_worker_frees_the_gates_when_it_reconnects_to_a_restarted_redis(tmp_path, var_db, monkeypatch):
+    # redis-server killed and started again (as `tulpar run` does): the poll the
+    # worker had fetched is lost until the visibility timeout, while its gate
+    # comes back from the append-only file. The worker frees the gates once it
+    # has reconnected; while it stays connected it leaves them alone.
+    from services.local.redis_process import RedisProcess
+    from .test_preload import Worker
+
+    server = RedisProcess(tmp_path / "redis").start()
+    worker = None
+    try:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        worker = Worker(tmp_path, dict(os.environ), queues=POLL_QUEUE, pool="solo", concurrency=1)
+        worker.wait("the worker to be ready", lambda: " ready." in worker.log())
+        r = redis.Redis.from_url(server.url)
+        r.set(POLL_GATE + "wire", "a-poll-lost-with-the-server", px=600_000)
+        r.set("tulpar:sweep-lock", "held", px=600_000)
+        time.sleep(1.5)  # connected all along, and the file has the keys (fsync every second)
+        assert r.get(POLL_GATE + "wire") == b"a-poll-lost-with-the-server"
+        r.close()
+
+        os.kill(server.proc.pid, 9)
+        server.proc.wait()
+        server.start()  # same port, same data directory
+        r = redis.Redis.from_url(server.url)
+        assert r.get("tulpar:sweep-lock") == b"held"  # the data came back with the server
+        worker.wait("the gates to be freed after the reconnect",
+                    lambda: r.get(POLL_GATE + "wire") is None and "freed 1 poll gates after reconnecting" in worker.log(),
+                    timeout=45)
+        assert r.get("tulpar:sweep-lock") == b"held"  # only the poll gates
+        r.close()
+    finally:
+        if worker:
+            worker.stop()
+        server.stop()
