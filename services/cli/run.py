@@ -143,6 +143,10 @@ def handle(args) -> int:
     try:
         for d in ("mail", "webhooks", "log", "demo-www"):
             (var / d).mkdir(parents=True, exist_ok=True)
+        # Alerts of earlier runs are not printed again; taken before any child
+        # starts, since the worker may deliver before we get to _watch (the API
+        # can take seconds to listen).
+        earlier = alert_files(var)
         publisher = DemoPublisher(ROOT / "demo" / "feeds", var / "demo-www", time.strftime("%Y%m%d%H%M%S"))
         publisher.write()
         # The demo's rate file: day one now, day two (a >1% move) a little later.
@@ -204,7 +208,7 @@ def handle(args) -> int:
         # themselves, and its AOF brings the queued tasks back (all but the
         # last second's; the outbox sweeper re-enqueues deliveries lost so).
         supervised = children + ([redis] if redis else [])
-        return _watch(var, supervised, stop, publisher, args.publish_every, rates)
+        return _watch(var, earlier, supervised, stop, publisher, args.publish_every, rates)
     except _GiveUp as exc:
         print(f"tulpar: {exc}", file=sys.stderr)
         return 1
@@ -256,11 +260,17 @@ def _kick_polls(redis_url: str, cfg) -> None:
     queue.close()
 
 
-def _watch(var: Path, supervised, stop: _StopRequests, publisher, publish_every: float,
-           rates=None) -> int:
-    """Print alerts as they arrive, publish demo items, restart dead children;
-    0 once a stop is requested (raises _GiveUp when a child keeps dying)."""
-    seen: set[Path] = set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))
+def alert_files(var: Path) -> set[Path]:
+    """The alerts the local sinks have written: emails and webhook bodies."""
+    return set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))
+
+
+def _watch(var: Path, earlier: set[Path], supervised, stop: _StopRequests, publisher,
+           publish_every: float, rates=None) -> int:
+    """Print alerts as they arrive (all but `earlier`), publish demo items,
+    restart dead children; 0 once a stop is requested (raises _GiveUp when a
+    child keeps dying)."""
+    seen = set(earlier)
     next_publish = time.monotonic() + publish_every
     # Late enough that the worker has started and stored day one first.
     rates_every = max(20.0, 3 * publish_every)
@@ -273,7 +283,7 @@ def _watch(var: Path, supervised, stop: _StopRequests, publisher, publish_every:
             # and with systemd the children get the same SIGTERM as we do.
             if code is not None and not stop.requested:
                 _restart(child, code, deaths[child.name])
-        for path in sorted(set(var.glob("mail/*.eml")) | set(var.glob("webhooks/*.json"))):
+        for path in sorted(alert_files(var)):
             if path not in seen:
                 seen.add(path)
                 print(_summary(path, var), flush=True)
